@@ -1,0 +1,10 @@
+//! Node identity and the `Transport` seam between nodes.
+//!
+//! Only a single node runs today; the QUIC + mutual-TLS transport arrives with the cluster issue.
+//! The seam exists now so that the node and the simulation are written against it from day one.
+
+pub mod identity;
+pub mod transport;
+
+pub use identity::{NodeId, NodeIdentity};
+pub use transport::{LocalOnlyTransport, Transport, TransportError};

@@ -1,0 +1,175 @@
+//! The built-in KMS: master keys derived from one root key, so nothing but the root and the
+//! list of key ids has to survive a restart. Blob layout: docs/format/keys.md.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use coffer_crypto::{derive_key, seal_key, unseal_key, Entropy, SecretKey, SEALED_KEY_LEN};
+
+use crate::context::EncryptionContext;
+use crate::error::KmsError;
+use crate::provider::{validate_key_id, DataKey, Kms};
+
+/// The key id that always exists in the local KMS.
+pub const DEFAULT_KEY_ID: &str = "coffer-default";
+/// HKDF label of the local KMS's master keys.
+pub const LOCAL_KEY_LABEL: &str = "coffer/kms-local/v1";
+/// Version byte of the local KMS's wrapped-key blob.
+pub const LOCAL_BLOB_VERSION: u8 = 1;
+/// Length of a version-1 blob: version ‖ key version (u32) ‖ sealed key.
+pub const LOCAL_BLOB_LEN: usize = 1 + 4 + SEALED_KEY_LEN;
+
+// Every key starts at version 1; rotation (later) will add versions and keep old ones readable.
+const FIRST_VERSION: u32 = 1;
+
+/// The local KMS provider.
+pub struct LocalKms {
+    root: SecretKey,
+    entropy: Arc<dyn Entropy>,
+    // key id -> current version
+    keys: RwLock<BTreeMap<String, u32>>,
+}
+
+impl LocalKms {
+    /// A local KMS holding only [`DEFAULT_KEY_ID`].
+    pub fn new(root_key: SecretKey, entropy: Arc<dyn Entropy>) -> Self {
+        Self::with_keys(root_key, entropy, std::iter::empty())
+    }
+
+    /// A local KMS that also knows the given key ids (restored from the cluster's registry).
+    ///
+    /// Invalid ids are skipped: they could never have been created.
+    pub fn with_keys(
+        root_key: SecretKey,
+        entropy: Arc<dyn Entropy>,
+        ids: impl IntoIterator<Item = String>,
+    ) -> Self {
+        let mut keys: BTreeMap<String, u32> = ids
+            .into_iter()
+            .filter(|id| validate_key_id(id).is_ok())
+            .map(|id| (id, FIRST_VERSION))
+            .collect();
+        keys.insert(DEFAULT_KEY_ID.to_owned(), FIRST_VERSION);
+        Self {
+            root: root_key,
+            entropy,
+            keys: RwLock::new(keys),
+        }
+    }
+
+    fn current_version(&self, key_id: &str) -> Result<u32, KmsError> {
+        validate_key_id(key_id)?;
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key_id)
+            .copied()
+            .ok_or_else(|| KmsError::KeyNotFound(key_id.to_owned()))
+    }
+
+    fn master_key(&self, key_id: &str, version: u32) -> SecretKey {
+        // The version is fixed-width at the end, so (id, version) pairs cannot collide.
+        let mut info = Vec::with_capacity(key_id.len() + 4);
+        info.extend_from_slice(key_id.as_bytes());
+        info.extend_from_slice(&version.to_be_bytes());
+        derive_key(&self.root, LOCAL_KEY_LABEL, &info)
+    }
+}
+
+fn wrap_aad(key_id: &str, version: u32, ctx: &EncryptionContext) -> Vec<u8> {
+    let ctx = ctx.canonical_bytes();
+    let mut aad = Vec::with_capacity(4 + key_id.len() + 4 + ctx.len());
+    aad.extend_from_slice(&(key_id.len() as u32).to_be_bytes());
+    aad.extend_from_slice(key_id.as_bytes());
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad.extend_from_slice(&ctx);
+    aad
+}
+
+#[async_trait]
+impl Kms for LocalKms {
+    fn provider(&self) -> &'static str {
+        "local"
+    }
+
+    async fn generate_data_key(
+        &self,
+        key_id: &str,
+        ctx: &EncryptionContext,
+    ) -> Result<DataKey, KmsError> {
+        let version = self.current_version(key_id)?;
+        let plaintext = SecretKey::random(self.entropy.as_ref());
+        let master = self.master_key(key_id, version);
+        let sealed = seal_key(
+            &master,
+            &plaintext,
+            &wrap_aad(key_id, version, ctx),
+            self.entropy.as_ref(),
+        );
+        let mut ciphertext = Vec::with_capacity(LOCAL_BLOB_LEN);
+        ciphertext.push(LOCAL_BLOB_VERSION);
+        ciphertext.extend_from_slice(&version.to_be_bytes());
+        ciphertext.extend_from_slice(&sealed);
+        Ok(DataKey {
+            key_id: key_id.to_owned(),
+            key_version: version,
+            plaintext,
+            ciphertext,
+        })
+    }
+
+    async fn decrypt_data_key(
+        &self,
+        key_id: &str,
+        ciphertext: &[u8],
+        ctx: &EncryptionContext,
+    ) -> Result<SecretKey, KmsError> {
+        let current = self.current_version(key_id)?;
+        if ciphertext.len() != LOCAL_BLOB_LEN || ciphertext[0] != LOCAL_BLOB_VERSION {
+            return Err(KmsError::InvalidCiphertext);
+        }
+        let version = u32::from_be_bytes(ciphertext[1..5].try_into().expect("4 bytes"));
+        if version == 0 || version > current {
+            return Err(KmsError::InvalidCiphertext);
+        }
+        let master = self.master_key(key_id, version);
+        unseal_key(&master, &ciphertext[5..], &wrap_aad(key_id, version, ctx))
+            .map_err(|_| KmsError::InvalidCiphertext)
+    }
+
+    async fn create_key(&self, key_id: &str) -> Result<(), KmsError> {
+        validate_key_id(key_id)?;
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if keys.contains_key(key_id) {
+            return Err(KmsError::KeyAlreadyExists(key_id.to_owned()));
+        }
+        keys.insert(key_id.to_owned(), FIRST_VERSION);
+        Ok(())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<String>, KmsError> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        Ok(keys.keys().cloned().collect())
+    }
+
+    async fn key_exists(&self, key_id: &str) -> Result<bool, KmsError> {
+        validate_key_id(key_id)?;
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        Ok(keys.contains_key(key_id))
+    }
+
+    async fn health(&self) -> Result<(), KmsError> {
+        Ok(())
+    }
+}
+
+impl fmt::Debug for LocalKms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.keys.read().map(|k| k.len()).unwrap_or(0);
+        f.debug_struct("LocalKms")
+            .field("keys", &count)
+            .finish_non_exhaustive()
+    }
+}

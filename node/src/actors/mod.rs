@@ -1,0 +1,7 @@
+//! The node's actors (house plan §2). The control plane runs through them; bulk bytes do not.
+
+pub mod drive;
+pub mod supervisor;
+
+pub use drive::{DriveActor, DriveMsg};
+pub use supervisor::{DriveActors, NodeSupervisor, SupervisorMsg};

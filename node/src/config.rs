@@ -1,0 +1,267 @@
+//! Configuration: flags > `COFFER_*` environment > TOML file > built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "coffer",
+    version,
+    about = "Coffer: an encrypted, S3-compatible object store"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node. With no options: one node, data under ./data, S3 on 127.0.0.1:9000.
+    Server(ServerArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of `coffer server`; each also reads a `COFFER_*` variable and a TOML key.
+#[derive(Debug, Default, Args)]
+pub struct ServerArgs {
+    /// Data directory: metadata, sealed secrets, and the drive when --drives is not given
+    /// [TOML: data] [default: ./data]
+    #[arg(long, env = "COFFER_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// S3 listen address [TOML: s3_addr] [default: 127.0.0.1:9000]
+    #[arg(long, env = "COFFER_S3_ADDR", value_name = "ADDR")]
+    pub s3_addr: Option<SocketAddr>,
+    /// Admin API listen address [TOML: admin_addr] [default: 127.0.0.1:9001]
+    #[arg(long, env = "COFFER_ADMIN_ADDR", value_name = "ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+    /// Drive directories, comma-separated; parity follows the drive count (4 drives: 2+2)
+    /// [TOML: drives = ["..."]] [default: <data>/drive]
+    #[arg(
+        long,
+        env = "COFFER_DRIVES",
+        value_name = "DIR,DIR,...",
+        value_delimiter = ','
+    )]
+    pub drives: Option<Vec<PathBuf>>,
+    /// TOML configuration file
+    #[arg(long, env = "COFFER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Append one JSON audit record per request to this file [TOML: audit_log]
+    #[arg(long, env = "COFFER_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Log format [TOML: log_format] [default: text]
+    #[arg(long, env = "COFFER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Allow plain HTTP on a non-loopback address [TOML: insecure_http] [default: false]
+    #[arg(long, env = "COFFER_INSECURE_HTTP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure_http: Option<bool>,
+    /// Base domain for virtual-host-style requests (bucket.DOMAIN) [TOML: domain]
+    #[arg(long, env = "COFFER_DOMAIN", value_name = "DOMAIN")]
+    pub domain: Option<String>,
+}
+
+/// The TOML file's keys (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data: Option<PathBuf>,
+    s3_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+    drives: Option<Vec<PathBuf>>,
+    audit_log: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    insecure_http: Option<bool>,
+    domain: Option<String>,
+}
+
+/// The resolved configuration of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Data directory.
+    pub data: PathBuf,
+    /// S3 address.
+    pub s3_addr: SocketAddr,
+    /// Admin address.
+    pub admin_addr: SocketAddr,
+    /// Drive directories (at least one).
+    pub drives: Vec<PathBuf>,
+    /// Audit log file.
+    pub audit_log: Option<PathBuf>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Plain HTTP allowed off loopback.
+    pub insecure_http: bool,
+    /// Virtual-host base domain.
+    pub domain: Option<String>,
+}
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for us.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: toml::de::Error,
+    },
+    /// Something is inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Merges flags/env (already combined by clap) over the file over the defaults.
+    pub fn resolve(args: ServerArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data = args
+            .data
+            .or(file.data)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let drives = args
+            .drives
+            .or(file.drives)
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| vec![data.join("drive")]);
+        if drives.len() > 16 {
+            return Err(ConfigError::Invalid("at most 16 drives per node".into()));
+        }
+        Ok(Self {
+            s3_addr: args
+                .s3_addr
+                .or(file.s3_addr)
+                .unwrap_or(([127, 0, 0, 1], 9000).into()),
+            admin_addr: args
+                .admin_addr
+                .or(file.admin_addr)
+                .unwrap_or(([127, 0, 0, 1], 9001).into()),
+            drives,
+            audit_log: args.audit_log.or(file.audit_log),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            insecure_http: args.insecure_http.or(file.insecure_http).unwrap_or(false),
+            domain: args.domain.or(file.domain),
+            data,
+        })
+    }
+
+    /// Refuses plain HTTP on a non-loopback address unless explicitly allowed.
+    pub fn check_listeners(&self) -> Result<(), ConfigError> {
+        for addr in [self.s3_addr, self.admin_addr] {
+            if !addr.ip().is_loopback() && !self.insecure_http {
+                return Err(ConfigError::Invalid(format!(
+                    "refusing plain HTTP on non-loopback address {addr}: pass --insecure-http \
+                     (or bind to 127.0.0.1) until TLS is configured"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_flags() {
+        let c = Config::resolve(ServerArgs::default()).unwrap();
+        assert_eq!(c.data, PathBuf::from("./data"));
+        assert_eq!(c.s3_addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.admin_addr, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!(c.drives, vec![PathBuf::from("./data/drive")]);
+        assert!(c.check_listeners().is_ok());
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "data = \"/d\"\ns3_addr = \"0.0.0.0:9100\"\ndrives = [\"/a\", \"/b\"]\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        let c = Config::resolve(args).unwrap();
+        assert_eq!(c.data, PathBuf::from("/d"));
+        assert_eq!(c.drives.len(), 2);
+        assert!(
+            c.check_listeners().is_err(),
+            "plain HTTP on 0.0.0.0 must be refused"
+        );
+
+        let args = ServerArgs {
+            config: Some(f),
+            s3_addr: Some("127.0.0.1:9200".parse().unwrap()),
+            insecure_http: Some(true),
+            ..Default::default()
+        };
+        let c = Config::resolve(args).unwrap();
+        assert_eq!(c.s3_addr, "127.0.0.1:9200".parse().unwrap());
+        assert!(c.insecure_http);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "dta = \"/d\"\n").unwrap();
+        let err = Config::resolve(ServerArgs {
+            config: Some(f),
+            ..Default::default()
+        });
+        assert!(matches!(err, Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn env_is_read_by_clap() {
+        use clap::Parser;
+        let cli =
+            Cli::try_parse_from(["coffer", "server", "--drives", "a,b,c,d", "--insecure-http"])
+                .unwrap();
+        let Command::Server(args) = cli.command;
+        assert_eq!(args.drives.unwrap().len(), 4);
+        assert_eq!(args.insecure_http, Some(true));
+    }
+}

@@ -1,0 +1,177 @@
+//! Object keys: a fresh key per object, sealed under a KEK derived from a KMS data key or the
+//! client's SSE-C key (house plan §3, step 2). Only sealed forms leave this module.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use coffer_crypto::{CipherSuite, Entropy, SecretKey};
+use coffer_kms::{EncryptionContext, Kms, KmsError};
+use coffer_s3api::backend::{SseCustomerKey, StoreError};
+
+use crate::manifest::{SseMode, SseRecord};
+
+/// The KMS key used for SSE-S3 and for SSE-KMS without a named key.
+pub use coffer_kms::DEFAULT_KEY_ID;
+
+/// A new object key with its sealed record.
+pub struct NewObjectKey {
+    /// The plaintext object key, for this request's pipeline only.
+    pub oek: SecretKey,
+    /// What goes into the manifest.
+    pub record: SseRecord,
+}
+
+/// Issues and opens object keys.
+pub struct KeyService {
+    kms: Arc<dyn Kms>,
+    entropy: Arc<dyn Entropy>,
+    cipher: CipherSuite,
+}
+
+impl KeyService {
+    /// A key service over `kms` (normally a data-key cache in front of the provider).
+    pub fn new(kms: Arc<dyn Kms>, entropy: Arc<dyn Entropy>, cipher: CipherSuite) -> Self {
+        Self {
+            kms,
+            entropy,
+            cipher,
+        }
+    }
+
+    /// The KMS behind this service.
+    pub fn kms(&self) -> &Arc<dyn Kms> {
+        &self.kms
+    }
+
+    /// The entropy seam.
+    pub fn entropy(&self) -> &Arc<dyn Entropy> {
+        &self.entropy
+    }
+
+    /// Creates and seals a fresh object key for `bucket/key`.
+    pub async fn seal_new(
+        &self,
+        bucket: &str,
+        key: &str,
+        mode: SseMode,
+        kms_key_id: Option<String>,
+        customer: Option<&SseCustomerKey>,
+    ) -> Result<NewObjectKey, StoreError> {
+        let oek = SecretKey::random(self.entropy.as_ref());
+        let context = kek_context(mode, bucket, key);
+        let mut record = SseRecord {
+            mode,
+            cipher: self.cipher.id(),
+            kms_key_id: None,
+            wrapped_data_key: None,
+            sealed_oek: Vec::new(),
+            ssec_salt: None,
+            ssec_fingerprint: None,
+            customer_key_md5: None,
+        };
+        let kek = match mode {
+            SseMode::Customer => {
+                let c = customer.ok_or(StoreError::SseCustomerKeyMissing)?;
+                let mut salt = vec![0u8; 32];
+                self.entropy.fill(&mut salt);
+                record.ssec_fingerprint =
+                    Some(coffer_crypto::ssec_fingerprint(&c.key, &salt).to_vec());
+                record.ssec_salt = Some(salt);
+                record.customer_key_md5 = Some(c.key_md5.clone());
+                coffer_crypto::ssec_kek(&c.key, &context)
+            }
+            SseMode::S3 | SseMode::Kms => {
+                let key_id = kms_key_id.unwrap_or_else(|| DEFAULT_KEY_ID.to_string());
+                let dk = self
+                    .kms
+                    .generate_data_key(&key_id, &kms_context(bucket))
+                    .await
+                    .map_err(kms_error)?;
+                record.kms_key_id = Some(dk.key_id.clone());
+                record.wrapped_data_key = Some(dk.ciphertext.clone());
+                coffer_crypto::derive_kek(&dk.plaintext, &context)
+            }
+        };
+        record.sealed_oek = coffer_crypto::seal_key(&kek, &oek, &context, self.entropy.as_ref());
+        Ok(NewObjectKey { oek, record })
+    }
+
+    /// Opens the object key of `bucket/key` from its record.
+    pub async fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: &SseRecord,
+        customer: Option<&SseCustomerKey>,
+    ) -> Result<SecretKey, StoreError> {
+        let context = kek_context(record.mode, bucket, key);
+        let kek = match record.mode {
+            SseMode::Customer => {
+                let c = customer.ok_or(StoreError::SseCustomerKeyMissing)?;
+                let (Some(salt), Some(fp)) = (&record.ssec_salt, &record.ssec_fingerprint) else {
+                    return Err(StoreError::DataCorrupt);
+                };
+                if !coffer_crypto::ssec_verify(&c.key, salt, fp) {
+                    return Err(StoreError::SseCustomerKeyMismatch);
+                }
+                coffer_crypto::ssec_kek(&c.key, &context)
+            }
+            SseMode::S3 | SseMode::Kms => {
+                if customer.is_some() {
+                    return Err(StoreError::SseNotApplicable);
+                }
+                let (Some(key_id), Some(wrapped)) = (&record.kms_key_id, &record.wrapped_data_key)
+                else {
+                    return Err(StoreError::DataCorrupt);
+                };
+                let dk = self
+                    .kms
+                    .decrypt_data_key(key_id, wrapped, &kms_context(bucket))
+                    .await
+                    .map_err(kms_error)?;
+                coffer_crypto::derive_kek(&dk, &context)
+            }
+        };
+        coffer_crypto::unseal_key(&kek, &record.sealed_oek, &context)
+            .map_err(|_| StoreError::DataCorrupt)
+    }
+
+    /// The cipher suite of a record.
+    pub fn suite_of(record: &SseRecord) -> Result<CipherSuite, StoreError> {
+        CipherSuite::from_id(record.cipher).map_err(|_| StoreError::DataCorrupt)
+    }
+}
+
+/// The KMS encryption context: the bucket only, so one data key can serve many objects
+/// (as S3 Bucket Keys do); the object name is bound by the KEK derivation instead.
+fn kms_context(bucket: &str) -> EncryptionContext {
+    let mut m = BTreeMap::new();
+    m.insert("coffer:bucket".to_string(), bucket.to_string());
+    EncryptionContext::from(m)
+}
+
+fn kek_context(mode: SseMode, bucket: &str, key: &str) -> Vec<u8> {
+    let mut c = Vec::with_capacity(32 + bucket.len() + key.len());
+    c.extend_from_slice(b"coffer/object-key/v1\0");
+    c.extend_from_slice(mode.label().as_bytes());
+    c.push(0);
+    c.extend_from_slice(bucket.as_bytes());
+    c.push(0);
+    c.extend_from_slice(key.as_bytes());
+    c
+}
+
+/// The one mapping from KMS failures to storage errors.
+pub fn kms_error(e: KmsError) -> StoreError {
+    match e {
+        KmsError::KeyNotFound(id) => StoreError::KmsKeyNotFound(id),
+        KmsError::InvalidKeyId(id) => {
+            StoreError::InvalidArgument(format!("invalid KMS key id {id}"))
+        }
+        KmsError::InvalidCiphertext => StoreError::DataCorrupt,
+        other => {
+            tracing::warn!(error = %other, "KMS call failed");
+            StoreError::KmsUnavailable
+        }
+    }
+}

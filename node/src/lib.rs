@@ -1,0 +1,13 @@
+//! The Coffer node: configuration, actors, the encrypted data path, and start-up.
+
+pub mod actors;
+pub mod config;
+pub mod drive;
+pub mod keys;
+pub mod manifest;
+pub mod metrics;
+pub mod pipeline;
+pub mod seams;
+pub mod secrets;
+pub mod server;
+pub mod service;

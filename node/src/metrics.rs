@@ -1,0 +1,162 @@
+//! Prometheus metrics and the request observer that feeds them and the audit log.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use coffer_s3api::backend::{RequestObserver, RequestRecord};
+
+use crate::seams::audit::AuditLog;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CryptoLabels {
+    op: String,
+}
+
+/// The node's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<OpLabels, Histogram>,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    crypto_ops: Family<CryptoLabels, Counter>,
+    crypto_bytes: Family<CryptoLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("coffer");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<OpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let bytes_in = Counter::default();
+        let bytes_out = Counter::default();
+        let crypto_ops = Family::<CryptoLabels, Counter>::default();
+        let crypto_bytes = Family::<CryptoLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by operation and HTTP status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to response headers",
+            latency.clone(),
+        );
+        registry.register("bytes_received", "Request body bytes", bytes_in.clone());
+        registry.register("bytes_sent", "Response body bytes", bytes_out.clone());
+        registry.register(
+            "crypto_operations",
+            "Encrypt/decrypt operations (segments or packages)",
+            crypto_ops.clone(),
+        );
+        registry.register(
+            "crypto_plaintext_bytes",
+            "Plaintext bytes encrypted or decrypted",
+            crypto_bytes.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            bytes_in,
+            bytes_out,
+            crypto_ops,
+            crypto_bytes,
+        }
+    }
+
+    /// Counts an encrypted segment.
+    pub fn record_encrypt(&self, bytes: u64) {
+        self.crypto(&"encrypt", bytes);
+    }
+
+    /// Counts a decrypted package.
+    pub fn record_decrypt(&self, bytes: u64) {
+        self.crypto(&"decrypt", bytes);
+    }
+
+    fn crypto(&self, op: &&str, bytes: u64) {
+        let l = CryptoLabels { op: op.to_string() };
+        self.crypto_ops.get_or_create(&l).inc();
+        self.crypto_bytes.get_or_create(&l).inc_by(bytes);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    fn observe(&self, r: &RequestRecord) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                operation: r.operation.clone(),
+                status: r.status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&OpLabels {
+                operation: r.operation.clone(),
+            })
+            .observe(r.duration_secs);
+        self.bytes_in.inc_by(r.bytes_in);
+        self.bytes_out.inc_by(r.bytes_out);
+    }
+}
+
+/// Feeds every finished request to the metrics and, when configured, the audit log.
+pub struct Observer {
+    metrics: Arc<Metrics>,
+    audit: Option<AuditLog>,
+}
+
+impl Observer {
+    /// An observer over `metrics` and an optional audit log.
+    pub fn new(metrics: Arc<Metrics>, audit: Option<AuditLog>) -> Self {
+        Self { metrics, audit }
+    }
+
+    /// Flushes the audit log.
+    pub fn flush(&self) {
+        if let Some(a) = &self.audit {
+            a.flush();
+        }
+    }
+}
+
+impl RequestObserver for Observer {
+    fn record(&self, rec: RequestRecord) {
+        self.metrics.observe(&rec);
+        if let Some(a) = &self.audit {
+            a.write(&rec);
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Reading one segment back: fetch the erasure blocks that cover a package, check each shard
+//! block's CRC32C, reconstruct from parity when a shard is missing or corrupt, and open the
+//! package. When a package fails authentication although its shards' checksums passed, other
+//! shard combinations are tried before giving up: the AEAD tag is the end-to-end guard.
+
+use std::sync::Arc;
+
+use coffer_crypto::{StreamKey, PACKAGE_SIZE, TAG_LEN};
+use coffer_erasure::{Codec, ErasureConfig};
+use coffer_s3api::backend::StoreError;
+
+use crate::drive::{DataId, Drive};
+use crate::manifest::Segment;
+use crate::seams::ShardSource;
+
+/// Shard combinations tried per package before the object is declared unreadable.
+const MAX_ATTEMPTS: usize = 32;
+
+/// Sealed bytes per full package.
+const SEALED_PACKAGE: u64 = (PACKAGE_SIZE + TAG_LEN) as u64;
+
+enum SourceState {
+    Unopened,
+    Open(Arc<dyn ShardSource>),
+    Missing,
+}
+
+/// Reads packages of one segment.
+pub struct SegmentReader {
+    seg: Segment,
+    id: DataId,
+    cfg: ErasureConfig,
+    codec: Codec,
+    key: StreamKey,
+    drives: Vec<Arc<Drive>>,
+    sources: Vec<SourceState>,
+    cache: Option<(u64, Vec<usize>, Vec<u8>)>,
+    combos: Vec<Vec<usize>>,
+}
+
+impl SegmentReader {
+    /// Prepares to read `seg` with stream key `key`.
+    pub fn new(seg: Segment, key: StreamKey, drives: &[Arc<Drive>]) -> Result<Self, StoreError> {
+        if seg.codec != coffer_erasure::CODEC_ID {
+            return Err(StoreError::Internal(format!("unknown codec {}", seg.codec)));
+        }
+        let id = DataId::from_hex(&seg.data_id).ok_or(StoreError::DataCorrupt)?;
+        let cfg = ErasureConfig {
+            data: seg.data,
+            parity: seg.parity,
+            block_size: seg.block_size,
+        };
+        let codec = Codec::new(cfg).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let width = seg.data + seg.parity;
+        if seg.drives.len() != width || seg.drives.iter().any(|&d| d >= drives.len()) {
+            return Err(StoreError::Internal(
+                "segment placement names unknown drives".into(),
+            ));
+        }
+        let picked = seg.drives.iter().map(|&d| drives[d].clone()).collect();
+        Ok(Self {
+            combos: combinations(width, seg.data, MAX_ATTEMPTS),
+            sources: (0..width).map(|_| SourceState::Unopened).collect(),
+            seg,
+            id,
+            cfg,
+            codec,
+            key,
+            drives: picked,
+            cache: None,
+        })
+    }
+
+    /// Number of packages in the segment (at least one, even when empty).
+    pub fn package_count(&self) -> u64 {
+        self.seg.plain_len.div_ceil(PACKAGE_SIZE as u64).max(1)
+    }
+
+    /// The plaintext of package `index`.
+    pub async fn read_package(&mut self, index: u64) -> Result<Vec<u8>, StoreError> {
+        let count = self.package_count();
+        if index >= count {
+            return Err(StoreError::Internal("package index past the end".into()));
+        }
+        let plain_start = index * PACKAGE_SIZE as u64;
+        let plain = (self.seg.plain_len - plain_start).min(PACKAGE_SIZE as u64);
+        let start = index * SEALED_PACKAGE;
+        let len = plain + TAG_LEN as u64;
+        if start + len > self.seg.sealed_len {
+            return Err(StoreError::DataCorrupt);
+        }
+        let is_final = index + 1 == count;
+        for attempt in 0..self.combos.len() {
+            let combo = self.combos[attempt].clone();
+            let sealed = match self.sealed_bytes(start, len, &combo).await? {
+                Some(b) => b,
+                None => continue,
+            };
+            match coffer_crypto::open_package(&self.key, index, is_final, &sealed) {
+                Ok(p) => return Ok(p),
+                Err(_) => {
+                    tracing::warn!(data_id = %self.seg.data_id, index, ?combo, "package failed authentication; trying other shards");
+                }
+            }
+        }
+        Err(StoreError::DataCorrupt)
+    }
+
+    /// Sealed bytes [start, start+len) using the shards in `combo`; None if one of them is bad.
+    async fn sealed_bytes(
+        &mut self,
+        start: u64,
+        len: u64,
+        combo: &[usize],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let bs = self.cfg.block_size as u64;
+        let mut out = Vec::with_capacity(len as usize);
+        let (first, last) = (start / bs, (start + len - 1) / bs);
+        for b in first..=last {
+            if !self.load_block(b, combo).await? {
+                return Ok(None);
+            }
+            let Some((_, _, block)) = &self.cache else {
+                return Ok(None);
+            };
+            let block_start = b * bs;
+            let from = start.max(block_start) - block_start;
+            let to = (start + len).min(block_start + block.len() as u64) - block_start;
+            out.extend_from_slice(&block[from as usize..to as usize]);
+        }
+        Ok(Some(out))
+    }
+
+    /// Makes block `b`, rebuilt from the shards in `combo`, the cached block; false if a shard
+    /// of the combination is unavailable or corrupt.
+    async fn load_block(&mut self, b: u64, combo: &[usize]) -> Result<bool, StoreError> {
+        if let Some((cb, cc, _)) = &self.cache {
+            if *cb == b && cc == combo {
+                return Ok(true);
+            }
+        }
+        let sealed_len = self.seg.sealed_len;
+        let block_len =
+            (sealed_len - b * self.cfg.block_size as u64).min(self.cfg.block_size as u64);
+        let offset = coffer_erasure::block_offset_in_file(&self.cfg, sealed_len, b);
+        let framed_len = coffer_erasure::framed_block_len(&self.cfg, sealed_len, b);
+        let mut reads = Vec::with_capacity(combo.len());
+        for &shard in combo {
+            let Some(src) = self.source(shard).await else {
+                return Ok(false);
+            };
+            reads.push(tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; framed_len];
+                src.read_exact_at(&mut buf, offset)?;
+                Ok::<_, std::io::Error>(buf)
+            }));
+        }
+        let mut shards: Vec<Option<Vec<u8>>> = vec![None; self.cfg.data + self.cfg.parity];
+        for (&shard, read) in combo.iter().zip(reads) {
+            let framed = match read.await {
+                Ok(Ok(f)) => f,
+                Ok(Err(e)) => {
+                    tracing::warn!(data_id = %self.seg.data_id, shard, error = %e, "shard read failed");
+                    self.sources[shard] = SourceState::Missing;
+                    return Ok(false);
+                }
+                Err(_) => return Err(StoreError::Internal("shard read task failed".into())),
+            };
+            match coffer_erasure::unframe_block(&framed) {
+                Ok(data) => shards[shard] = Some(data.to_vec()),
+                Err(_) => {
+                    tracing::warn!(data_id = %self.seg.data_id, shard, block = b, "shard block failed its checksum");
+                    return Ok(false);
+                }
+            }
+        }
+        let block = self
+            .codec
+            .reconstruct_data(&mut shards, block_len as usize)
+            .map_err(|_| StoreError::DataCorrupt)?;
+        self.cache = Some((b, combo.to_vec(), block));
+        Ok(true)
+    }
+
+    async fn source(&mut self, shard: usize) -> Option<Arc<dyn ShardSource>> {
+        match &self.sources[shard] {
+            SourceState::Open(s) => return Some(s.clone()),
+            SourceState::Missing => return None,
+            SourceState::Unopened => {}
+        }
+        let drive = self.drives[shard].clone();
+        let id = self.id;
+        let opened = tokio::task::spawn_blocking(move || drive.open_shard(id, shard)).await;
+        match opened {
+            Ok(Ok(src)) => {
+                let src: Arc<dyn ShardSource> = Arc::from(src);
+                self.sources[shard] = SourceState::Open(src.clone());
+                Some(src)
+            }
+            _ => {
+                tracing::warn!(data_id = %self.seg.data_id, shard, "shard file unavailable");
+                self.sources[shard] = SourceState::Missing;
+                None
+            }
+        }
+    }
+}
+
+/// The first `limit` k-subsets of 0..n in lexicographic order, so the data shards come first.
+fn combinations(n: usize, k: usize, limit: usize) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut cur: Vec<usize> = (0..k).collect();
+    loop {
+        out.push(cur.clone());
+        if out.len() >= limit {
+            return out;
+        }
+        let mut i = k;
+        loop {
+            if i == 0 {
+                return out;
+            }
+            i -= 1;
+            if cur[i] < n - k + i {
+                cur[i] += 1;
+                for j in i + 1..k {
+                    cur[j] = cur[j - 1] + 1;
+                }
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::combinations;
+
+    #[test]
+    fn combinations_start_with_data_shards_and_cover_all() {
+        let c = combinations(4, 2, 100);
+        assert_eq!(c[0], vec![0, 1]);
+        assert_eq!(c.len(), 6);
+        assert_eq!(c[5], vec![2, 3]);
+        assert_eq!(combinations(1, 1, 10), vec![vec![0]]);
+        assert_eq!(combinations(16, 8, 5).len(), 5);
+    }
+}

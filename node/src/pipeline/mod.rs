@@ -1,0 +1,7 @@
+//! The data path: plaintext → encryption → erasure → drives, and back (house plan §3).
+
+pub mod get;
+pub mod put;
+
+pub use get::SegmentReader;
+pub use put::{SegmentWriter, WrittenSegment};

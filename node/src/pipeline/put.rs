@@ -1,0 +1,221 @@
+//! Writing one segment (an object or a part): encrypt in 64 KiB packages, cut the ciphertext into
+//! erasure blocks, and stream each block's shards to their drives, fsynced before we return.
+//! Memory is bounded by the per-shard channel depth whatever the object size.
+
+use std::sync::Arc;
+
+use coffer_crypto::{Encryptor, SecretKey};
+use coffer_erasure::{Codec, ErasureConfig, ShardHeader};
+use coffer_s3api::backend::StoreError;
+use md5::{Digest, Md5};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::drive::{DataId, Drive};
+use crate::manifest::Segment;
+
+/// Blocks in flight per shard writer: bounds memory to about this × block size × width.
+const CHANNEL_DEPTH: usize = 4;
+
+enum ShardMsg {
+    Block(Vec<u8>),
+    Finish(Vec<u8>),
+}
+
+struct ShardWriter {
+    tx: Option<mpsc::Sender<ShardMsg>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// A segment being written.
+pub struct SegmentWriter {
+    data_id: DataId,
+    salt: [u8; 32],
+    cfg: ErasureConfig,
+    codec: Codec,
+    drives: Vec<usize>,
+    shard_drives: Vec<Arc<Drive>>,
+    encryptor: Option<Encryptor>,
+    md5: Md5,
+    pending: Vec<u8>,
+    sealed_len: u64,
+    plain_len: u64,
+    writers: Vec<ShardWriter>,
+    write_quorum: usize,
+}
+
+/// A segment whose shards reached the write quorum.
+pub struct WrittenSegment {
+    /// Manifest entry.
+    pub segment: Segment,
+    /// MD5 of the plaintext.
+    pub md5: [u8; 16],
+    /// Shards that failed to write (for the heal queue).
+    pub failed_shards: Vec<usize>,
+}
+
+impl SegmentWriter {
+    /// Opens shard writers on `drives` (one per shard, by placement).
+    pub fn start(
+        data_id: DataId,
+        salt: [u8; 32],
+        oek: &SecretKey,
+        suite: coffer_crypto::CipherSuite,
+        cfg: ErasureConfig,
+        placement: Vec<usize>,
+        all_drives: &[Arc<Drive>],
+    ) -> Result<Self, StoreError> {
+        let codec = Codec::new(cfg).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let key = coffer_crypto::derive_stream_key(oek, suite, &salt);
+        let mut writers = Vec::with_capacity(placement.len());
+        let shard_drives: Vec<Arc<Drive>> =
+            placement.iter().map(|&d| all_drives[d].clone()).collect();
+        for (shard, &d) in placement.iter().enumerate() {
+            let drive = all_drives[d].clone();
+            let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+            let task = tokio::task::spawn_blocking(move || write_shard(drive, data_id, shard, rx));
+            writers.push(ShardWriter { tx: Some(tx), task });
+        }
+        Ok(Self {
+            data_id,
+            salt,
+            cfg,
+            codec,
+            drives: placement,
+            shard_drives,
+            encryptor: Some(Encryptor::new(key)),
+            md5: Md5::new(),
+            pending: Vec::with_capacity(cfg.block_size + 2 * coffer_crypto::PACKAGE_SIZE),
+            sealed_len: 0,
+            plain_len: 0,
+            writers,
+            write_quorum: cfg.write_quorum(),
+        })
+    }
+
+    /// Plaintext bytes accepted so far.
+    pub fn plain_len(&self) -> u64 {
+        self.plain_len
+    }
+
+    /// Encrypts and writes a chunk of plaintext.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        self.md5.update(chunk);
+        self.plain_len += chunk.len() as u64;
+        if let Some(enc) = self.encryptor.as_mut() {
+            enc.push(chunk, &mut self.pending);
+        }
+        while self.pending.len() >= self.cfg.block_size {
+            let rest = self.pending.split_off(self.cfg.block_size);
+            let block = std::mem::replace(&mut self.pending, rest);
+            self.emit_block(&block).await?;
+        }
+        Ok(())
+    }
+
+    async fn emit_block(&mut self, block: &[u8]) -> Result<(), StoreError> {
+        self.sealed_len += block.len() as u64;
+        let mut outs: Vec<Vec<u8>> = (0..self.writers.len()).map(|_| Vec::new()).collect();
+        self.codec
+            .encode_framed(block, &mut outs)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        for (w, framed) in self.writers.iter_mut().zip(outs) {
+            let Some(tx) = &w.tx else { continue };
+            if tx.send(ShardMsg::Block(framed)).await.is_err() {
+                // The writer failed; its error is collected at finish.
+                w.tx = None;
+            }
+        }
+        let alive = self.writers.iter().filter(|w| w.tx.is_some()).count();
+        if alive < self.write_quorum {
+            return Err(StoreError::Unavailable);
+        }
+        Ok(())
+    }
+
+    /// Seals the last package, flushes every shard durably, and reports the segment.
+    pub async fn finish(mut self) -> Result<WrittenSegment, StoreError> {
+        let mut tail = std::mem::take(&mut self.pending);
+        if let Some(enc) = self.encryptor.take() {
+            enc.finish(&mut tail);
+        }
+        let mut off = 0;
+        while off < tail.len() {
+            let end = (off + self.cfg.block_size).min(tail.len());
+            let block = tail[off..end].to_vec();
+            self.emit_block(&block).await?;
+            off = end;
+        }
+        let mut failed = Vec::new();
+        let mut committed = Vec::new();
+        for (shard, w) in self.writers.drain(..).enumerate() {
+            let header = ShardHeader::new(self.cfg, shard as u8, self.sealed_len, self.data_id.0)
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            let sent = match w.tx {
+                Some(tx) => tx
+                    .send(ShardMsg::Finish(header.encode().to_vec()))
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            let result = w.task.await;
+            match (sent, result) {
+                (true, Ok(Ok(()))) => committed.push(shard),
+                (_, Ok(Err(e))) => {
+                    tracing::warn!(shard, error = %e, "shard write failed");
+                    failed.push(shard);
+                }
+                _ => failed.push(shard),
+            }
+        }
+        if committed.len() < self.write_quorum {
+            // Too few shards to read the segment back: remove the ones that did land.
+            for shard in committed {
+                let drive = self.shard_drives[shard].clone();
+                let id = self.data_id;
+                let _ = tokio::task::spawn_blocking(move || drive.remove(id, shard)).await;
+            }
+            return Err(StoreError::Unavailable);
+        }
+        Ok(WrittenSegment {
+            segment: Segment {
+                data_id: self.data_id.to_hex(),
+                plain_len: self.plain_len,
+                sealed_len: self.sealed_len,
+                salt: self.salt.to_vec(),
+                codec: coffer_erasure::CODEC_ID.to_string(),
+                data: self.cfg.data,
+                parity: self.cfg.parity,
+                block_size: self.cfg.block_size,
+                drives: self.drives.clone(),
+            },
+            md5: std::mem::take(&mut self.md5).finalize().into(),
+            failed_shards: failed,
+        })
+    }
+}
+
+/// Runs on the blocking pool: appends framed blocks, then writes the header and commits.
+/// Dropping the channel without `Finish` drops the sink, which removes the temporary file.
+fn write_shard(
+    drive: Arc<Drive>,
+    id: DataId,
+    shard: usize,
+    mut rx: mpsc::Receiver<ShardMsg>,
+) -> std::io::Result<()> {
+    let mut sink = drive.create(id, shard)?;
+    sink.write_all(&[0u8; coffer_erasure::HEADER_LEN])?;
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            ShardMsg::Block(b) => sink.write_all(&b)?,
+            ShardMsg::Finish(header) => {
+                sink.write_at(0, &header)?;
+                return sink.commit();
+            }
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Interrupted,
+        "shard write abandoned",
+    ))
+}

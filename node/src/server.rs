@@ -1,0 +1,220 @@
+//! Start-up and graceful shutdown of a node.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_crypto::{CipherSuite, Entropy, OsEntropy};
+use coffer_erasure::ErasureConfig;
+use coffer_kms::{DataKeyCache, Kms, LocalKms};
+use coffer_metadata::MetaStore;
+use ractor::Actor;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::{DriveActors, NodeSupervisor};
+use crate::config::Config;
+use crate::drive::Drive;
+use crate::keys::KeyService;
+use crate::metrics::{Metrics, Observer};
+use crate::seams::audit::AuditLog;
+use crate::seams::{Clock, DriveIo, FsDriveIo, SystemClock};
+use crate::secrets;
+use crate::service::NodeService;
+
+/// Why a node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Secrets could not be loaded.
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+    /// The metadata store failed.
+    #[error("metadata store: {0}")]
+    Meta(#[from] coffer_metadata::MetaError),
+    /// A drive or file failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The erasure layout is impossible.
+    #[error("erasure layout: {0}")]
+    Erasure(#[from] coffer_erasure::ErasureError),
+    /// The S3 service could not be built.
+    #[error("S3 service: {0}")]
+    S3Service(#[from] coffer_s3api::ServiceConfigError),
+    /// An actor failed to start.
+    #[error("actor start-up: {0}")]
+    Actor(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
+    let what = what.into();
+    move |source| NodeError::Io { what, source }
+}
+
+/// Runs a node until `shutdown` is cancelled, then drains in-flight requests and flushes.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), NodeError> {
+    cfg.check_listeners()?;
+    let fs: Arc<dyn DriveIo> = Arc::new(FsDriveIo);
+    let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    fs.create_dir_all(&cfg.data)
+        .map_err(io(format!("create {}", cfg.data.display())))?;
+
+    let kms_env = std::env::var("COFFER_KMS_LOCAL_KEY").ok();
+    let root = secrets::kms_root_key(kms_env.as_deref(), &cfg.data, fs.as_ref(), entropy.as_ref())?;
+    let local: Arc<dyn Kms> = Arc::new(LocalKms::new(root, entropy.clone()));
+    let kms: Arc<dyn Kms> = Arc::new(DataKeyCache::with_defaults(local));
+
+    let creds_env = (
+        std::env::var("COFFER_ROOT_USER").ok(),
+        std::env::var("COFFER_ROOT_PASSWORD").ok(),
+    );
+    let (creds, new_creds) = secrets::root_credentials(
+        creds_env,
+        &cfg.data,
+        fs.as_ref(),
+        kms.as_ref(),
+        entropy.as_ref(),
+    )
+    .await?;
+    let (token, new_token) = secrets::admin_token(
+        std::env::var("COFFER_ADMIN_TOKEN").ok(),
+        &cfg.data,
+        fs.as_ref(),
+        kms.as_ref(),
+        entropy.as_ref(),
+    )
+    .await?;
+    // Printed to the terminal once, at generation; never logged.
+    if new_creds {
+        println!(
+            "Root access key: {}\nRoot secret key: {}",
+            creds.access_key,
+            creds.secret.as_str()
+        );
+    }
+    if new_token {
+        println!("Admin token: {}", token.as_str());
+    }
+
+    let meta = Arc::new(MetaStore::open(&cfg.data.join("meta"), 1).await?);
+    let drives = open_drives(&cfg.drives, fs.clone())?;
+    let erasure = ErasureConfig::for_drives(drives.len())?;
+    tracing::info!(
+        drives = drives.len(),
+        data = erasure.data,
+        parity = erasure.parity,
+        "erasure layout"
+    );
+
+    let drive_actors = DriveActors::default();
+    let (supervisor, supervisor_handle) =
+        Actor::spawn(None, NodeSupervisor, (drives.clone(), drive_actors.clone()))
+            .await
+            .map_err(|e| NodeError::Actor(e.to_string()))?;
+
+    let metrics = Arc::new(Metrics::new());
+    let audit = match &cfg.audit_log {
+        Some(p) => Some(AuditLog::open(p).map_err(io(format!("audit log {}", p.display())))?),
+        None => None,
+    };
+    let observer = Arc::new(Observer::new(metrics.clone(), audit));
+    let service = Arc::new(NodeService {
+        meta: meta.clone(),
+        keys: Arc::new(KeyService::new(
+            kms.clone(),
+            entropy.clone(),
+            CipherSuite::Aes256Gcm,
+        )),
+        drives,
+        drive_actors,
+        erasure,
+        clock,
+        entropy,
+        metrics: metrics.clone(),
+    });
+
+    let s3_listener = TcpListener::bind(cfg.s3_addr)
+        .await
+        .map_err(io(format!("bind S3 {}", cfg.s3_addr)))?;
+    let admin_listener = TcpListener::bind(cfg.admin_addr)
+        .await
+        .map_err(io(format!("bind admin {}", cfg.admin_addr)))?;
+    let s3_creds = vec![coffer_s3api::Credentials::new(
+        creds.access_key.clone(),
+        creds.secret.to_string(),
+    )];
+    let s3 = coffer_s3api::s3_service(
+        service.clone(),
+        s3_creds,
+        observer.clone(),
+        cfg.domain.clone(),
+    )?;
+    let m = metrics.clone();
+    let admin = coffer_s3api::admin_router(
+        service.clone(),
+        coffer_s3api::AdminToken::new(token.to_string()),
+        Arc::new(move || m.render()),
+        observer.clone(),
+    );
+    tracing::info!(s3 = %cfg.s3_addr, admin = %cfg.admin_addr, "coffer is serving");
+    println!(
+        "S3 API: http://{}  admin API: http://{}",
+        cfg.s3_addr, cfg.admin_addr
+    );
+
+    let s3_task = tokio::spawn(coffer_s3api::serve_s3(
+        s3_listener,
+        s3,
+        shutdown.clone().cancelled_owned(),
+    ));
+    let admin_task = tokio::spawn(coffer_s3api::serve_admin(
+        admin_listener,
+        admin,
+        shutdown.clone().cancelled_owned(),
+    ));
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    let _ = s3_task.await;
+    let _ = admin_task.await;
+    supervisor.stop(None);
+    let _ = tokio::time::timeout(Duration::from_secs(5), supervisor_handle).await;
+    if let Err(e) = meta.shutdown().await {
+        tracing::warn!(error = %e, "metadata store shutdown");
+    }
+    observer.flush();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn open_drives(
+    dirs: &[std::path::PathBuf],
+    fs: Arc<dyn DriveIo>,
+) -> Result<Vec<Arc<Drive>>, NodeError> {
+    let mut drives = Vec::with_capacity(dirs.len());
+    let mut devices = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let d =
+            Drive::open(i, dir, fs.clone()).map_err(io(format!("open drive {}", dir.display())))?;
+        devices.push(fs.device_id(Path::new(dir)).unwrap_or(i as u64));
+        drives.push(Arc::new(d));
+    }
+    devices.sort_unstable();
+    devices.dedup();
+    if dirs.len() > 1 && devices.len() < dirs.len() {
+        tracing::warn!(
+            drives = dirs.len(),
+            devices = devices.len(),
+            "several drives share one device: erasure coding then protects against file loss, \
+             not against losing that disk"
+        );
+    }
+    Ok(drives)
+}

@@ -1,0 +1,269 @@
+//! The node's implementation of the S3 backend seam: buckets here, objects and multipart in
+//! their own modules.
+
+mod errors;
+mod multipart;
+mod objects;
+mod read;
+
+use std::sync::Arc;
+
+use coffer_crypto::Entropy;
+use coffer_erasure::ErasureConfig;
+use coffer_metadata::{BucketEncryptionRecord, MetaStore};
+use coffer_s3api::backend::{
+    Backend, BucketEncryption, BucketInfo, ByteStream, CopyObjectRequest, GetObjectRequest,
+    GetObjectResult, ListPage, ListQuery, ObjectInfo, ObjectMeta, PartInfo, PutObjectRequest,
+    PutObjectResult, SseAlgorithm, SseCustomerKey, SseRequest, StoreError, StoreResult, UploadInfo,
+};
+
+use crate::actors::DriveActors;
+use crate::drive::Drive;
+use crate::keys::KeyService;
+use crate::metrics::Metrics;
+use crate::seams::Clock;
+
+pub use errors::meta_error;
+
+/// Everything a request needs, shared by all requests.
+pub struct NodeService {
+    pub(crate) meta: Arc<MetaStore>,
+    pub(crate) keys: Arc<KeyService>,
+    pub(crate) drives: Vec<Arc<Drive>>,
+    pub(crate) drive_actors: DriveActors,
+    pub(crate) erasure: ErasureConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) entropy: Arc<dyn Entropy>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl NodeService {
+    /// Random bytes from the entropy seam.
+    pub(crate) fn random<const N: usize>(&self) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.entropy.fill(&mut b);
+        b
+    }
+
+    async fn require_bucket(&self, bucket: &str) -> StoreResult<coffer_metadata::BucketRecord> {
+        self.meta
+            .get_bucket(bucket)
+            .await
+            .map_err(meta_error)?
+            .ok_or(StoreError::NoSuchBucket)
+    }
+}
+
+fn algorithm_name(a: SseAlgorithm) -> &'static str {
+    match a {
+        SseAlgorithm::Aes256 => "AES256",
+        SseAlgorithm::AwsKms => "aws:kms",
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for NodeService {
+    async fn create_bucket(&self, bucket: &str) -> StoreResult<()> {
+        self.meta
+            .create_bucket(bucket, self.clock.now_ms())
+            .await
+            .map_err(meta_error)
+    }
+
+    async fn head_bucket(&self, bucket: &str) -> StoreResult<()> {
+        self.require_bucket(bucket).await.map(|_| ())
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
+        self.meta.delete_bucket(bucket).await.map_err(meta_error)
+    }
+
+    async fn list_buckets(&self) -> StoreResult<Vec<BucketInfo>> {
+        let buckets = self.meta.list_buckets().await.map_err(meta_error)?;
+        Ok(buckets
+            .into_iter()
+            .map(|b| BucketInfo {
+                name: b.name,
+                created_ms: b.created_ms,
+            })
+            .collect())
+    }
+
+    async fn get_bucket_encryption(&self, bucket: &str) -> StoreResult<Option<BucketEncryption>> {
+        let rec = self.require_bucket(bucket).await?;
+        Ok(rec.encryption.and_then(|e| {
+            let algorithm = match e.algorithm.as_str() {
+                "AES256" => SseAlgorithm::Aes256,
+                "aws:kms" => SseAlgorithm::AwsKms,
+                _ => return None,
+            };
+            Some(BucketEncryption {
+                algorithm,
+                kms_key_id: e.kms_key_id,
+            })
+        }))
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        bucket: &str,
+        config: Option<BucketEncryption>,
+    ) -> StoreResult<()> {
+        if let Some(BucketEncryption {
+            kms_key_id: Some(id),
+            ..
+        }) = &config
+        {
+            let exists = self
+                .keys
+                .kms()
+                .key_exists(id)
+                .await
+                .map_err(crate::keys::kms_error)?;
+            if !exists {
+                return Err(StoreError::KmsKeyNotFound(id.clone()));
+            }
+        }
+        let rec = config.map(|c| BucketEncryptionRecord {
+            algorithm: algorithm_name(c.algorithm).to_string(),
+            kms_key_id: c.kms_key_id,
+        });
+        self.meta
+            .set_bucket_encryption(bucket, rec)
+            .await
+            .map_err(meta_error)
+    }
+
+    async fn put_object(&self, req: PutObjectRequest) -> StoreResult<PutObjectResult> {
+        self.put_object_impl(req).await
+    }
+
+    async fn get_object(&self, req: GetObjectRequest) -> StoreResult<GetObjectResult> {
+        self.get_object_impl(req).await
+    }
+
+    async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        sse_customer: Option<SseCustomerKey>,
+    ) -> StoreResult<ObjectInfo> {
+        self.head_object_impl(bucket, key, sse_customer).await
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
+        let prev = self
+            .meta
+            .delete_object(bucket, key)
+            .await
+            .map_err(meta_error)?;
+        if let Some(prev) = prev {
+            self.discard_object(&prev);
+        }
+        Ok(())
+    }
+
+    async fn copy_object(&self, req: CopyObjectRequest) -> StoreResult<PutObjectResult> {
+        self.copy_object_impl(req).await
+    }
+
+    async fn list_objects(&self, bucket: &str, query: ListQuery) -> StoreResult<ListPage> {
+        self.list_objects_impl(bucket, query).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        sse: SseRequest,
+    ) -> StoreResult<String> {
+        self.create_upload_impl(bucket, key, meta, sse).await
+    }
+
+    async fn upload_part(
+        &self,
+        upload_id: &str,
+        part_number: u32,
+        req: PutObjectRequest,
+    ) -> StoreResult<PartInfo> {
+        self.upload_part_impl(upload_id, part_number, req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+    ) -> StoreResult<PutObjectResult> {
+        self.complete_upload_impl(bucket, key, upload_id, parts)
+            .await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> StoreResult<()> {
+        self.abort_upload_impl(bucket, key, upload_id).await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        marker: u32,
+        max: usize,
+    ) -> StoreResult<(Vec<PartInfo>, bool)> {
+        self.list_parts_impl(bucket, key, upload_id, marker, max)
+            .await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> StoreResult<(Vec<UploadInfo>, bool)> {
+        self.require_bucket(bucket).await?;
+        let mut ups = self
+            .meta
+            .list_uploads(bucket, prefix, max.saturating_add(1))
+            .await
+            .map_err(meta_error)?;
+        let truncated = ups.len() > max;
+        ups.truncate(max);
+        Ok((
+            ups.into_iter()
+                .map(|u| UploadInfo {
+                    key: u.key,
+                    upload_id: u.upload_id,
+                    initiated_ms: u.initiated_ms,
+                })
+                .collect(),
+            truncated,
+        ))
+    }
+
+    async fn health(&self) -> StoreResult<serde_json::Value> {
+        let st = self.meta.status();
+        if !st.is_leader {
+            return Err(StoreError::Unavailable);
+        }
+        Ok(serde_json::json!({
+            "status": "ok",
+            "node_id": st.node_id,
+            "raft": { "leader": st.is_leader, "term": st.current_term, "last_applied": st.last_applied },
+            "drives": self.drives.len(),
+            "erasure": format!("{}+{}", self.erasure.data, self.erasure.parity),
+        }))
+    }
+}
+
+/// A body that yields nothing.
+pub(crate) fn empty_body() -> ByteStream {
+    Box::pin(futures::stream::empty())
+}

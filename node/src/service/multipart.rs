@@ -1,0 +1,259 @@
+//! Multipart uploads. The object key is sealed once at creation; every part is its own segment
+//! with a fresh random salt, so re-uploading a part never reuses a (key, nonce) pair.
+
+use coffer_metadata::{PartRecord, UploadRecord};
+use coffer_s3api::backend::{
+    ObjectMeta, PartInfo, PutObjectRequest, PutObjectResult, SseRequest, StoreError, StoreResult,
+};
+use md5::{Digest, Md5};
+
+use super::objects::{check_customer_key, stored_meta};
+use super::{meta_error, NodeService};
+use crate::manifest::{self, ObjectManifest, PartManifest, UploadManifest};
+
+/// Smallest non-final part S3 accepts.
+const MIN_PART_SIZE: u64 = 5 << 20;
+/// Highest part number.
+const MAX_PART_NUMBER: u32 = 10_000;
+
+impl NodeService {
+    async fn load_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> StoreResult<(UploadRecord, UploadManifest)> {
+        let up = self.meta.get_upload(upload_id).await.map_err(meta_error)?;
+        let up = up
+            .filter(|u| u.bucket == bucket && u.key == key)
+            .ok_or(StoreError::NoSuchUpload)?;
+        let m = manifest::decode_upload(&up.manifest).map_err(|_| StoreError::DataCorrupt)?;
+        Ok((up, m))
+    }
+
+    pub(crate) async fn create_upload_impl(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        sse: SseRequest,
+    ) -> StoreResult<String> {
+        let rec = self.require_bucket(bucket).await?;
+        let (mode, kms_key) = Self::resolve_sse(&rec, &sse);
+        let customer = match &sse {
+            SseRequest::Customer(c) => Some(c),
+            _ => None,
+        };
+        let sealed = self
+            .keys
+            .seal_new(bucket, key, mode, kms_key, customer)
+            .await?;
+        let upload_id = hex::encode(self.random::<24>());
+        let m = UploadManifest {
+            version: manifest::MANIFEST_VERSION,
+            meta: stored_meta(&meta),
+            sse: sealed.record,
+        };
+        self.meta
+            .create_upload(UploadRecord {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                upload_id: upload_id.clone(),
+                initiated_ms: self.clock.now_ms(),
+                manifest: manifest::encode(&m),
+            })
+            .await
+            .map_err(meta_error)?;
+        Ok(upload_id)
+    }
+
+    pub(crate) async fn upload_part_impl(
+        &self,
+        upload_id: &str,
+        part_number: u32,
+        req: PutObjectRequest,
+    ) -> StoreResult<PartInfo> {
+        if !(1..=MAX_PART_NUMBER).contains(&part_number) {
+            return Err(StoreError::InvalidArgument(format!(
+                "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
+            )));
+        }
+        let (_, um) = self.load_upload(&req.bucket, &req.key, upload_id).await?;
+        let customer = match &req.sse {
+            SseRequest::Customer(c) => Some(c),
+            _ => None,
+        };
+        check_customer_key(&um.sse, customer)?;
+        let oek = self
+            .keys
+            .open(&req.bucket, &req.key, &um.sse, customer)
+            .await?;
+        let written = self
+            .write_body(
+                &req.bucket,
+                &req.key,
+                req.body,
+                req.content_length,
+                &oek,
+                &um.sse,
+            )
+            .await?;
+        let etag = hex::encode(written.md5);
+        let now = self.clock.now_ms();
+        let size = written.segment.plain_len;
+        let pm = PartManifest {
+            version: manifest::MANIFEST_VERSION,
+            md5: etag.clone(),
+            segment: written.segment,
+        };
+        let rec = PartRecord {
+            part_number,
+            size,
+            etag: etag.clone(),
+            last_modified_ms: now,
+            manifest: manifest::encode(&pm),
+        };
+        match self.meta.put_part(upload_id, rec).await {
+            Ok(prev) => {
+                if let Some(prev) = prev {
+                    self.discard_part(&prev);
+                }
+                Ok(PartInfo {
+                    part_number,
+                    etag,
+                    size,
+                    last_modified_ms: now,
+                })
+            }
+            Err(e) => {
+                self.discard_segments(std::slice::from_ref(&pm.segment));
+                Err(meta_error(e))
+            }
+        }
+    }
+
+    fn discard_part(&self, part: &PartRecord) {
+        if let Ok(pm) = manifest::decode_part(&part.manifest) {
+            self.discard_segments(std::slice::from_ref(&pm.segment));
+        }
+    }
+
+    pub(crate) async fn complete_upload_impl(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        requested: Vec<(u32, String)>,
+    ) -> StoreResult<PutObjectResult> {
+        let (_, um) = self.load_upload(bucket, key, upload_id).await?;
+        if requested.is_empty() {
+            return Err(StoreError::InvalidArgument(
+                "You must specify at least one part".to_string(),
+            ));
+        }
+        if requested.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(StoreError::InvalidPartOrder);
+        }
+        let stored = self
+            .meta
+            .list_parts(upload_id, 0, MAX_PART_NUMBER as usize + 1)
+            .await
+            .map_err(meta_error)?;
+        let mut segments = Vec::with_capacity(requested.len());
+        let mut md5s = Md5::new();
+        let last = requested.len() - 1;
+        for (i, (number, etag)) in requested.iter().enumerate() {
+            let part = stored
+                .iter()
+                .find(|p| p.part_number == *number)
+                .filter(|p| p.etag == etag.trim_matches('"'))
+                .ok_or(StoreError::InvalidPart)?;
+            if i < last && part.size < MIN_PART_SIZE {
+                return Err(StoreError::EntityTooSmall);
+            }
+            let pm = manifest::decode_part(&part.manifest).map_err(|_| StoreError::DataCorrupt)?;
+            md5s.update(hex::decode(&pm.md5).map_err(|_| StoreError::DataCorrupt)?);
+            segments.push(pm.segment);
+        }
+        let etag = format!("{}-{}", hex::encode(md5s.finalize()), requested.len());
+        let m = ObjectManifest {
+            version: manifest::MANIFEST_VERSION,
+            meta: um.meta,
+            sse: um.sse,
+            segments,
+            parts_count: Some(requested.len() as u32),
+        };
+        let now = self.clock.now_ms();
+        let rec = coffer_metadata::ObjectRecord {
+            size: m.segments.iter().map(|s| s.plain_len).sum(),
+            etag: etag.clone(),
+            last_modified_ms: now,
+            manifest: manifest::encode(&m),
+        };
+        let used = requested.iter().map(|(n, _)| *n).collect();
+        let outcome = self
+            .meta
+            .complete_upload(upload_id, rec, used)
+            .await
+            .map_err(meta_error)?;
+        if let Some(prev) = outcome.previous {
+            self.discard_object(&prev);
+        }
+        for p in &outcome.discarded_parts {
+            self.discard_part(p);
+        }
+        Ok(PutObjectResult {
+            etag,
+            sse: super::objects::sse_info(&m.sse),
+            last_modified_ms: now,
+        })
+    }
+
+    pub(crate) async fn abort_upload_impl(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> StoreResult<()> {
+        self.load_upload(bucket, key, upload_id).await?;
+        let parts = self
+            .meta
+            .abort_upload(upload_id)
+            .await
+            .map_err(meta_error)?;
+        for p in &parts {
+            self.discard_part(p);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn list_parts_impl(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        marker: u32,
+        max: usize,
+    ) -> StoreResult<(Vec<PartInfo>, bool)> {
+        self.load_upload(bucket, key, upload_id).await?;
+        let mut parts = self
+            .meta
+            .list_parts(upload_id, marker, max.saturating_add(1))
+            .await
+            .map_err(meta_error)?;
+        let truncated = parts.len() > max;
+        parts.truncate(max);
+        Ok((
+            parts
+                .into_iter()
+                .map(|p| PartInfo {
+                    part_number: p.part_number,
+                    etag: p.etag,
+                    size: p.size,
+                    last_modified_ms: p.last_modified_ms,
+                })
+                .collect(),
+            truncated,
+        ))
+    }
+}

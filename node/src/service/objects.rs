@@ -1,0 +1,418 @@
+//! Single-part objects: PUT, GET, HEAD, COPY, LIST, and the helpers multipart shares.
+
+use futures::StreamExt;
+
+use coffer_crypto::SecretKey;
+use coffer_metadata::{BucketRecord, ObjectRecord};
+use coffer_s3api::backend::{
+    ByteStream, CopyObjectRequest, GetObjectRequest, GetObjectResult, ListPage, ListQuery,
+    MetadataDirective, ObjectInfo, ObjectMeta, ObjectSummary, PutObjectRequest, PutObjectResult,
+    SseCustomerKey, SseInfo, SseKind, SseRequest, StoreError, StoreResult,
+};
+
+use super::{meta_error, NodeService};
+use crate::drive::DataId;
+use crate::keys::KeyService;
+use crate::manifest::{self, ObjectManifest, Segment, SseMode, SseRecord, StoredMeta};
+use crate::pipeline::{SegmentWriter, WrittenSegment};
+
+/// S3's limit for a single PUT (and for one part).
+pub(crate) const MAX_PUT_SIZE: u64 = 5 << 30;
+
+/// Keys sorting after every key that starts with a given common prefix.
+const PREFIX_SKIP: &str = "\u{10FFFF}\u{10FFFF}\u{10FFFF}\u{10FFFF}";
+
+impl NodeService {
+    /// Decides the SSE mode and KMS key of a new object from the request and the bucket default.
+    pub(crate) fn resolve_sse(
+        bucket: &BucketRecord,
+        sse: &SseRequest,
+    ) -> (SseMode, Option<String>) {
+        match sse {
+            SseRequest::Customer(_) => (SseMode::Customer, None),
+            SseRequest::S3 => (SseMode::S3, None),
+            SseRequest::Kms { key_id } => {
+                let bucket_key = bucket
+                    .encryption
+                    .as_ref()
+                    .and_then(|e| e.kms_key_id.clone());
+                (SseMode::Kms, key_id.clone().or(bucket_key))
+            }
+            SseRequest::Default => match &bucket.encryption {
+                Some(e) if e.algorithm == "aws:kms" => (SseMode::Kms, e.kms_key_id.clone()),
+                Some(e) => (SseMode::S3, e.kms_key_id.clone()),
+                None => (SseMode::S3, None),
+            },
+        }
+    }
+
+    /// Streams `body` through encryption and erasure coding onto the drives.
+    pub(crate) async fn write_body(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut body: ByteStream,
+        declared_len: Option<u64>,
+        oek: &SecretKey,
+        record: &SseRecord,
+    ) -> StoreResult<WrittenSegment> {
+        if declared_len.is_some_and(|n| n > MAX_PUT_SIZE) {
+            return Err(StoreError::EntityTooLarge);
+        }
+        let suite = KeyService::suite_of(record)?;
+        let data_id = DataId(self.random());
+        let salt: [u8; 32] = self.random();
+        let hash = coffer_erasure::object_hash(bucket, key) ^ u64::from_le_bytes(self.random());
+        let placement = coffer_erasure::place(hash, self.drives.len(), self.erasure.width())
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut writer = SegmentWriter::start(
+            data_id,
+            salt,
+            oek,
+            suite,
+            self.erasure,
+            placement,
+            &self.drives,
+        )?;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            if writer.plain_len() + chunk.len() as u64 > MAX_PUT_SIZE {
+                return Err(StoreError::EntityTooLarge);
+            }
+            writer.write(&chunk).await?;
+        }
+        if declared_len.is_some_and(|n| n != writer.plain_len()) {
+            return Err(StoreError::Body(
+                coffer_s3api::backend::BodyError::IncompleteBody,
+            ));
+        }
+        let written = writer.finish().await?;
+        self.metrics.record_encrypt(written.segment.plain_len);
+        if !written.failed_shards.is_empty() {
+            tracing::warn!(data_id = %written.segment.data_id, failed = ?written.failed_shards, "segment written below full redundancy");
+        }
+        Ok(written)
+    }
+
+    /// Removes the shard files of segments that nothing references any more.
+    pub(crate) fn discard_segments(&self, segments: &[Segment]) {
+        for seg in segments {
+            if let Some(id) = DataId::from_hex(&seg.data_id) {
+                for (shard, &drive) in seg.drives.iter().enumerate() {
+                    self.drive_actors.delete(drive, id, shard);
+                }
+            }
+        }
+    }
+
+    /// Removes the data of a replaced or deleted object.
+    pub(crate) fn discard_object(&self, rec: &ObjectRecord) {
+        match manifest::decode_object(&rec.manifest) {
+            Ok(m) => self.discard_segments(&m.segments),
+            Err(e) => tracing::warn!(error = %e, "unreadable manifest of a discarded object"),
+        }
+    }
+
+    pub(crate) async fn put_object_impl(
+        &self,
+        req: PutObjectRequest,
+    ) -> StoreResult<PutObjectResult> {
+        let bucket = self.require_bucket(&req.bucket).await?;
+        let (mode, kms_key) = Self::resolve_sse(&bucket, &req.sse);
+        let customer = match &req.sse {
+            SseRequest::Customer(c) => Some(c),
+            _ => None,
+        };
+        let new_key = self
+            .keys
+            .seal_new(&req.bucket, &req.key, mode, kms_key, customer)
+            .await?;
+        let written = self
+            .write_body(
+                &req.bucket,
+                &req.key,
+                req.body,
+                req.content_length,
+                &new_key.oek,
+                &new_key.record,
+            )
+            .await?;
+        let etag = hex::encode(written.md5);
+        let m = ObjectManifest {
+            version: manifest::MANIFEST_VERSION,
+            meta: stored_meta(&req.meta),
+            sse: new_key.record,
+            segments: vec![written.segment],
+            parts_count: None,
+        };
+        self.commit_object(&req.bucket, &req.key, m, etag).await
+    }
+
+    /// Commits a manifest through Raft; on failure its data is removed again.
+    pub(crate) async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        m: ObjectManifest,
+        etag: String,
+    ) -> StoreResult<PutObjectResult> {
+        let now = self.clock.now_ms();
+        let size = m.segments.iter().map(|s| s.plain_len).sum();
+        let rec = ObjectRecord {
+            size,
+            etag: etag.clone(),
+            last_modified_ms: now,
+            manifest: manifest::encode(&m),
+        };
+        match self.meta.put_object(bucket, key, rec).await {
+            Ok(prev) => {
+                if let Some(prev) = prev {
+                    self.discard_object(&prev);
+                }
+                Ok(PutObjectResult {
+                    etag,
+                    sse: sse_info(&m.sse),
+                    last_modified_ms: now,
+                })
+            }
+            Err(e) => {
+                self.discard_segments(&m.segments);
+                Err(meta_error(e))
+            }
+        }
+    }
+
+    /// Loads an object's record and manifest.
+    pub(crate) async fn load_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> StoreResult<(ObjectRecord, ObjectManifest)> {
+        self.require_bucket(bucket).await?;
+        let rec = self
+            .meta
+            .get_object(bucket, key)
+            .await
+            .map_err(meta_error)?;
+        let rec = rec.ok_or(StoreError::NoSuchKey)?;
+        let m = manifest::decode_object(&rec.manifest).map_err(|e| {
+            tracing::error!(bucket, key, error = %e, "object manifest unreadable");
+            StoreError::DataCorrupt
+        })?;
+        Ok((rec, m))
+    }
+
+    pub(crate) async fn head_object_impl(
+        &self,
+        bucket: &str,
+        key: &str,
+        customer: Option<SseCustomerKey>,
+    ) -> StoreResult<ObjectInfo> {
+        let (rec, m) = self.load_object(bucket, key).await?;
+        check_customer_key(&m.sse, customer.as_ref())?;
+        Ok(object_info(key, &rec, &m))
+    }
+
+    pub(crate) async fn get_object_impl(
+        &self,
+        req: GetObjectRequest,
+    ) -> StoreResult<GetObjectResult> {
+        let (rec, m) = self.load_object(&req.bucket, &req.key).await?;
+        check_customer_key(&m.sse, req.sse_customer.as_ref())?;
+        let range = match req.range {
+            Some(spec) => Some(super::read::resolve_range(spec, rec.size)?),
+            None => None,
+        };
+        let oek = self
+            .keys
+            .open(&req.bucket, &req.key, &m.sse, req.sse_customer.as_ref())
+            .await?;
+        let info = object_info(&req.key, &rec, &m);
+        let (start, end) = range.unwrap_or((0, rec.size.saturating_sub(1)));
+        let body = if rec.size == 0 {
+            super::empty_body()
+        } else {
+            self.read_stream(m, oek, start, end)?
+        };
+        Ok(GetObjectResult { info, range, body })
+    }
+
+    pub(crate) async fn copy_object_impl(
+        &self,
+        req: CopyObjectRequest,
+    ) -> StoreResult<PutObjectResult> {
+        let src = self
+            .get_object_impl(GetObjectRequest {
+                bucket: req.src_bucket.clone(),
+                key: req.src_key.clone(),
+                range: None,
+                sse_customer: req.src_sse_customer,
+            })
+            .await?;
+        let meta = match req.metadata {
+            MetadataDirective::Copy => src.info.meta.clone(),
+            MetadataDirective::Replace(m) => m,
+        };
+        self.put_object_impl(PutObjectRequest {
+            bucket: req.dst_bucket,
+            key: req.dst_key,
+            body: src.body,
+            content_length: Some(src.info.size),
+            meta,
+            sse: req.sse,
+        })
+        .await
+    }
+
+    pub(crate) async fn list_objects_impl(
+        &self,
+        bucket: &str,
+        q: ListQuery,
+    ) -> StoreResult<ListPage> {
+        self.require_bucket(bucket).await?;
+        let mut page = ListPage::default();
+        let delim = q.delimiter.clone().filter(|d| !d.is_empty());
+        let mut cursor = q.start_after.clone();
+        // A marker that is itself a common prefix means: continue after everything under it.
+        if let (Some(d), Some(m)) = (&delim, &cursor) {
+            if m.len() > q.prefix.len() && m.starts_with(&q.prefix) && m.ends_with(d.as_str()) {
+                cursor = Some(format!("{m}{PREFIX_SKIP}"));
+            }
+        }
+        let mut count = 0usize;
+        'fetch: loop {
+            let batch = self
+                .meta
+                .list_objects(bucket, &q.prefix, cursor.as_deref(), 1000)
+                .await
+                .map_err(meta_error)?;
+            if batch.is_empty() {
+                break;
+            }
+            for (key, rec) in batch {
+                let common = delim.as_ref().and_then(|d| {
+                    key[q.prefix.len()..]
+                        .find(d.as_str())
+                        .map(|pos| key[..q.prefix.len() + pos + d.len()].to_string())
+                });
+                if count >= q.max_keys {
+                    page.is_truncated = true;
+                    break 'fetch;
+                }
+                count += 1;
+                match common {
+                    Some(cp) => {
+                        cursor = Some(format!("{cp}{PREFIX_SKIP}"));
+                        page.next_marker = Some(cp.clone());
+                        page.common_prefixes.push(cp);
+                        continue 'fetch;
+                    }
+                    None => {
+                        cursor = Some(key.clone());
+                        page.next_marker = Some(key.clone());
+                        page.objects.push(ObjectSummary {
+                            key,
+                            size: rec.size,
+                            etag: rec.etag,
+                            last_modified_ms: rec.last_modified_ms,
+                        });
+                    }
+                }
+            }
+        }
+        if !page.is_truncated {
+            page.next_marker = None;
+        }
+        Ok(page)
+    }
+}
+
+/// SSE-C objects need their key; other objects must not be given one.
+pub(crate) fn check_customer_key(sse: &SseRecord, key: Option<&SseCustomerKey>) -> StoreResult<()> {
+    match (sse.mode, key) {
+        (SseMode::Customer, None) => Err(StoreError::SseCustomerKeyMissing),
+        (SseMode::Customer, Some(k)) => {
+            let (Some(salt), Some(fp)) = (&sse.ssec_salt, &sse.ssec_fingerprint) else {
+                return Err(StoreError::DataCorrupt);
+            };
+            if coffer_crypto::ssec_verify(&k.key, salt, fp) {
+                Ok(())
+            } else {
+                Err(StoreError::SseCustomerKeyMismatch)
+            }
+        }
+        (_, Some(_)) => Err(StoreError::SseNotApplicable),
+        (_, None) => Ok(()),
+    }
+}
+
+/// What a response says about the encryption of an object.
+pub(crate) fn sse_info(r: &SseRecord) -> SseInfo {
+    SseInfo {
+        kind: match r.mode {
+            SseMode::S3 => SseKind::S3,
+            SseMode::Kms => SseKind::Kms,
+            SseMode::Customer => SseKind::Customer,
+        },
+        kms_key_id: if r.mode == SseMode::Kms {
+            r.kms_key_id.clone()
+        } else {
+            None
+        },
+        customer_key_md5: r.customer_key_md5.clone(),
+    }
+}
+
+pub(crate) fn object_info(key: &str, rec: &ObjectRecord, m: &ObjectManifest) -> ObjectInfo {
+    ObjectInfo {
+        key: key.to_string(),
+        size: rec.size,
+        etag: rec.etag.clone(),
+        last_modified_ms: rec.last_modified_ms,
+        meta: object_meta(&m.meta),
+        sse: sse_info(&m.sse),
+        parts_count: m.parts_count,
+    }
+}
+
+const HEADER_FIELDS: [&str; 6] = [
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+];
+
+pub(crate) fn stored_meta(m: &ObjectMeta) -> StoredMeta {
+    let values = [
+        &m.content_type,
+        &m.content_encoding,
+        &m.content_disposition,
+        &m.content_language,
+        &m.cache_control,
+        &m.expires,
+    ];
+    let headers = HEADER_FIELDS
+        .iter()
+        .zip(values)
+        .filter_map(|(name, v)| v.clone().map(|v| (name.to_string(), v)))
+        .collect();
+    StoredMeta {
+        headers,
+        user: m.user_metadata.clone(),
+    }
+}
+
+pub(crate) fn object_meta(s: &StoredMeta) -> ObjectMeta {
+    let get = |name: &str| s.headers.get(name).cloned();
+    ObjectMeta {
+        content_type: get("content-type"),
+        content_encoding: get("content-encoding"),
+        content_disposition: get("content-disposition"),
+        content_language: get("content-language"),
+        cache_control: get("cache-control"),
+        expires: get("expires"),
+        user_metadata: s.user.clone(),
+    }
+}

@@ -1,0 +1,312 @@
+//! The admin HTTP API (axum): health, Prometheus metrics, and bucket default encryption.
+//!
+//! Routes (JSON unless noted):
+//! - `GET /api/v1/health` — no auth; 200 with the backend's health JSON, 503 if it fails.
+//! - `GET /metrics` — no auth; Prometheus text from the callback.
+//! - `PUT|GET|DELETE /api/v1/buckets/{bucket}/encryption` — `Authorization: Bearer <token>`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+use crate::audit::{new_request_id, now_ms};
+use crate::backend::{
+    Backend, BucketEncryption, RequestObserver, RequestRecord, SseAlgorithm, StoreError,
+};
+use crate::error::to_s3_error;
+use crate::s3::encryption_from_parts;
+
+/// The admin bearer token; zeroized on drop and deliberately without `Debug`.
+pub struct AdminToken(Zeroizing<String>);
+
+impl AdminToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(Zeroizing::new(token.into()))
+    }
+
+    /// Constant-time check of a presented token (hashing first hides the length too).
+    fn verify(&self, presented: &str) -> bool {
+        let want = Sha256::digest(self.0.as_bytes());
+        let got = Sha256::digest(presented.as_bytes());
+        !self.0.is_empty() && bool::from(want.ct_eq(&got))
+    }
+}
+
+/// Produces the Prometheus exposition text.
+pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+struct AdminState<B> {
+    backend: Arc<B>,
+    token: AdminToken,
+    metrics: MetricsFn,
+}
+
+/// Builds the admin router; every request is also reported to `observer`.
+pub fn admin_router<B: Backend>(
+    backend: Arc<B>,
+    token: AdminToken,
+    metrics: MetricsFn,
+    observer: Arc<dyn RequestObserver>,
+) -> Router {
+    let state = Arc::new(AdminState {
+        backend,
+        token,
+        metrics,
+    });
+    Router::new()
+        .route("/api/v1/health", get(health::<B>))
+        .route("/metrics", get(metrics_text::<B>))
+        .route(
+            "/api/v1/buckets/{bucket}/encryption",
+            get(get_encryption::<B>)
+                .put(put_encryption::<B>)
+                .delete(delete_encryption::<B>),
+        )
+        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "NotFound", "no such route") })
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(observer, audit))
+}
+
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "error": code, "message": message }))).into_response()
+}
+
+fn store_error(err: StoreError) -> Response {
+    let s3 = to_s3_error(err);
+    let status = s3
+        .status_code()
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_response(status, s3.code().as_str(), s3.message().unwrap_or_default())
+}
+
+/// Checks `Authorization: Bearer <token>`; the token is never logged.
+fn authorize(token: &AdminToken, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(t) if token.verify(t) => Ok(()),
+        _ => {
+            let mut resp = error_response(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "missing or invalid bearer token",
+            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Err(Box::new(resp))
+        }
+    }
+}
+
+async fn health<B: Backend>(State(st): State<Arc<AdminState<B>>>) -> Response {
+    match st.backend.health().await {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            let msg = to_s3_error(e).message().unwrap_or_default().to_owned();
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "message": msg })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics_text<B: Backend>(State(st): State<Arc<AdminState<B>>>) -> Response {
+    let body = (st.metrics)();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn encryption_json(cfg: Option<&BucketEncryption>) -> serde_json::Value {
+    match cfg {
+        None => json!({ "enabled": false }),
+        Some(c) => {
+            let algorithm = match c.algorithm {
+                SseAlgorithm::Aes256 => "AES256",
+                SseAlgorithm::AwsKms => "aws:kms",
+            };
+            json!({ "enabled": true, "algorithm": algorithm, "kms_key_id": c.kms_key_id })
+        }
+    }
+}
+
+async fn get_encryption<B: Backend>(
+    State(st): State<Arc<AdminState<B>>>,
+    Path(bucket): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(resp) = authorize(&st.token, &headers) {
+        return *resp;
+    }
+    match st.backend.get_bucket_encryption(&bucket).await {
+        Ok(cfg) => Json(encryption_json(cfg.as_ref())).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// The PUT body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EncryptionBody {
+    enabled: bool,
+    #[serde(default)]
+    algorithm: Option<String>,
+    #[serde(default)]
+    kms_key_id: Option<String>,
+}
+
+async fn put_encryption<B: Backend>(
+    State(st): State<Arc<AdminState<B>>>,
+    Path(bucket): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(resp) = authorize(&st.token, &headers) {
+        return *resp;
+    }
+    let parsed: EncryptionBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, "MalformedJSON", &e.to_string()),
+    };
+    let cfg = if parsed.enabled {
+        let Some(algorithm) = parsed.algorithm.as_deref() else {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                "algorithm is required when enabled",
+            );
+        };
+        match encryption_from_parts(algorithm, parsed.kms_key_id) {
+            Ok(cfg) => Some(cfg),
+            Err(msg) => return error_response(StatusCode::BAD_REQUEST, "InvalidArgument", &msg),
+        }
+    } else {
+        None
+    };
+    match st.backend.put_bucket_encryption(&bucket, cfg.clone()).await {
+        Ok(()) => Json(encryption_json(cfg.as_ref())).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn delete_encryption<B: Backend>(
+    State(st): State<Arc<AdminState<B>>>,
+    Path(bucket): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(resp) = authorize(&st.token, &headers) {
+        return *resp;
+    }
+    match st.backend.put_bucket_encryption(&bucket, None).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Names an admin request for the audit log: (operation, bucket).
+fn classify(method: &Method, path: &str) -> (&'static str, Option<String>) {
+    if path == "/api/v1/health" {
+        return ("admin:Health", None);
+    }
+    if path == "/metrics" {
+        return ("admin:Metrics", None);
+    }
+    let bucket = path
+        .strip_prefix("/api/v1/buckets/")
+        .and_then(|rest| rest.strip_suffix("/encryption"))
+        .filter(|b| !b.is_empty() && !b.contains('/'));
+    let op = match (bucket.is_some(), method.as_str()) {
+        (true, "GET") => "admin:GetBucketEncryption",
+        (true, "PUT") => "admin:PutBucketEncryption",
+        (true, "DELETE") => "admin:DeleteBucketEncryption",
+        _ => "admin:Unknown",
+    };
+    (op, bucket.map(str::to_owned))
+}
+
+fn content_length(headers: &HeaderMap) -> u64 {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One record per admin request; byte counts come from Content-Length (admin bodies are small).
+async fn audit(
+    State(observer): State<Arc<dyn RequestObserver>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let time_ms = now_ms();
+    let request_id = new_request_id();
+    let (operation, bucket) = classify(req.method(), req.uri().path());
+    let bytes_in = content_length(req.headers());
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let bytes_out = content_length(resp.headers());
+    observer.record(RequestRecord {
+        time_ms,
+        request_id,
+        access_key: None,
+        operation: operation.to_owned(),
+        bucket,
+        key: None,
+        status: resp.status().as_u16(),
+        bytes_in,
+        bytes_out,
+        duration_secs: start.elapsed().as_secs_f64(),
+    });
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_check() {
+        let t = AdminToken::new("s3cr3t");
+        assert!(t.verify("s3cr3t"));
+        assert!(!t.verify("s3cr3"));
+        assert!(!t.verify(""));
+        assert!(!AdminToken::new("").verify(""));
+    }
+
+    #[test]
+    fn classify_admin() {
+        assert_eq!(
+            classify(&Method::PUT, "/api/v1/buckets/b/encryption"),
+            ("admin:PutBucketEncryption", Some("b".into()))
+        );
+        assert_eq!(classify(&Method::GET, "/api/v1/health").0, "admin:Health");
+        assert_eq!(classify(&Method::GET, "/nope").0, "admin:Unknown");
+    }
+}

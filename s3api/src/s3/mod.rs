@@ -1,0 +1,184 @@
+//! `CofferS3`: the `s3s::S3` implementation that turns S3 operations into [`Backend`] calls.
+
+mod bucket;
+mod encryption;
+mod list;
+mod multipart;
+mod object;
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use s3s::dto::*;
+use s3s::stream::{ByteStream as S3ByteStream, RemainingLength};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, StdError, S3};
+
+use crate::audit::RequestId;
+use crate::backend::{Backend, ByteStream, SseCustomerKey};
+
+pub(crate) use encryption::encryption_from_parts;
+
+/// The S3 operations of Coffer over a [`Backend`].
+pub struct CofferS3<B: Backend> {
+    backend: Arc<B>,
+}
+
+impl<B: Backend> CofferS3<B> {
+    /// Wraps a backend.
+    pub fn new(backend: Arc<B>) -> Self {
+        Self { backend }
+    }
+}
+
+/// The owner reported in listings: Coffer has one tenant.
+pub(crate) fn owner() -> Owner {
+    Owner {
+        display_name: Some("coffer".to_owned()),
+        id: Some("coffer".to_owned()),
+    }
+}
+
+/// Milliseconds since the epoch as an s3s timestamp (clamped to the epoch if out of range).
+pub(crate) fn timestamp(ms: i64) -> Timestamp {
+    let nanos = i128::from(ms).saturating_mul(1_000_000);
+    Timestamp::from(
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    )
+}
+
+/// An ETag for a response: s3s adds the quotes.
+pub(crate) fn etag(unquoted: &str) -> ETag {
+    ETag::Strong(unquoted.to_owned())
+}
+
+/// Copies an SSE-C key (the type is deliberately not `Clone`).
+pub(crate) fn copy_key(k: &SseCustomerKey) -> SseCustomerKey {
+    SseCustomerKey {
+        key: zeroize::Zeroizing::new(*k.key),
+        key_md5: k.key_md5.clone(),
+    }
+}
+
+/// A 501 for request features we cannot honour (refusing beats silently ignoring them).
+pub(crate) fn not_implemented(what: &str) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::NotImplemented,
+        format!("{what} is not implemented"),
+    )
+}
+
+/// A backend body as an s3s response body of known length.
+///
+/// s3s needs `Sync`; the backend stream is only `Send`. `Mutex::get_mut` through `&mut self`
+/// gives access without ever locking, which makes the wrapper `Sync` for free.
+struct ResponseStream {
+    inner: Mutex<ByteStream>,
+    remaining: u64,
+}
+
+impl Stream for ResponseStream {
+    type Item = Result<Bytes, StdError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let inner = this.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
+        match inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                this.remaining = this.remaining.saturating_sub(b.len() as u64);
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // The headers are gone already; the only honest signal left is to abort the body.
+                tracing::error!(error = %e, "object stream failed mid-response");
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl S3ByteStream for ResponseStream {
+    fn remaining_length(&self) -> RemainingLength {
+        RemainingLength::new_exact(usize::try_from(self.remaining).unwrap_or(usize::MAX))
+    }
+}
+
+/// Wraps a backend body of `len` bytes for s3s.
+pub(crate) fn response_body(body: ByteStream, len: u64) -> StreamingBlob {
+    StreamingBlob::new(ResponseStream {
+        inner: Mutex::new(body),
+        remaining: len,
+    })
+}
+
+/// Runs an operation: refuses unauthenticated requests (s3s's access check already does; this
+/// keeps the backend safe even if the service is ever built without it) and stamps errors with
+/// the request id.
+async fn run<I, O, F>(
+    req: S3Request<I>,
+    f: impl FnOnce(S3Request<I>) -> F,
+) -> S3Result<S3Response<O>>
+where
+    F: std::future::Future<Output = S3Result<S3Response<O>>>,
+{
+    let rid = req.extensions.get::<RequestId>().map(|r| r.0.clone());
+    let result = if req.credentials.is_none() {
+        Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "Anonymous access is not allowed",
+        ))
+    } else {
+        f(req).await
+    };
+    result.map_err(|mut e| {
+        if let Some(rid) = rid {
+            e.set_request_id(rid.to_string());
+        }
+        e
+    })
+}
+
+macro_rules! ops {
+    ($( $name:ident($input:ty) -> $output:ty => $module:ident; )*) => {
+        #[async_trait::async_trait]
+        impl<B: Backend> S3 for CofferS3<B> {
+            $(
+                async fn $name(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    run(req, |req| $module::$name(self.backend.as_ref(), req)).await
+                }
+            )*
+        }
+    };
+}
+
+ops! {
+    list_buckets(ListBucketsInput) -> ListBucketsOutput => bucket;
+    create_bucket(CreateBucketInput) -> CreateBucketOutput => bucket;
+    head_bucket(HeadBucketInput) -> HeadBucketOutput => bucket;
+    delete_bucket(DeleteBucketInput) -> DeleteBucketOutput => bucket;
+    get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput => bucket;
+    get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput => bucket;
+    get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput => encryption;
+    put_bucket_encryption(PutBucketEncryptionInput) -> PutBucketEncryptionOutput => encryption;
+    delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput => encryption;
+    put_object(PutObjectInput) -> PutObjectOutput => object;
+    get_object(GetObjectInput) -> GetObjectOutput => object;
+    head_object(HeadObjectInput) -> HeadObjectOutput => object;
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput => object;
+    delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput => object;
+    copy_object(CopyObjectInput) -> CopyObjectOutput => object;
+    list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output => list;
+    list_objects(ListObjectsInput) -> ListObjectsOutput => list;
+    list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput => list;
+    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput => multipart;
+    upload_part(UploadPartInput) -> UploadPartOutput => multipart;
+    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput => multipart;
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput => multipart;
+    list_parts(ListPartsInput) -> ListPartsOutput => multipart;
+    list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput => multipart;
+}
