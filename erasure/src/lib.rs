@@ -6,6 +6,8 @@
 //! and uses this crate to know what to put in them and where to find a range.
 //! The on-disk format is documented in `docs/format/shards.md`.
 
+#![warn(missing_docs)]
+
 mod bitrot;
 mod codec;
 mod config;

@@ -2,6 +2,8 @@
 //! the typed [`MetaStore`] API the node uses (buckets, bucket encryption, object manifests,
 //! multipart uploads). See `docs/metadata.md` for the persisted layout and durability points.
 
+#![warn(missing_docs)]
+
 mod codec;
 mod command;
 mod error;

@@ -62,12 +62,12 @@ async fn admin_default_shows_in_s3() {
     create_bucket(&s3, &bucket).await;
 
     let r = server.admin("GET", &enc_path(&bucket), b"").await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.brief());
     assert_eq!(
         json_field(&r.text(), "enabled").as_deref(),
         Some("false"),
         "{}",
-        r.text()
+        r.brief()
     );
 
     let r = server
@@ -81,7 +81,7 @@ async fn admin_default_shows_in_s3() {
         r.status == 200 || r.status == 204,
         "admin PUT: {} {}",
         r.status,
-        r.text()
+        r.brief()
     );
     let r = server.admin("GET", &enc_path(&bucket), b"").await;
     assert_eq!(r.status, 200);
@@ -89,13 +89,13 @@ async fn admin_default_shows_in_s3() {
         json_field(&r.text(), "enabled").as_deref(),
         Some("true"),
         "{}",
-        r.text()
+        r.brief()
     );
     assert_eq!(
         json_field(&r.text(), "algorithm").as_deref(),
         Some("AES256"),
         "{}",
-        r.text()
+        r.brief()
     );
     let (alg, _) = s3_encryption(&s3, &bucket)
         .await
@@ -133,14 +133,14 @@ async fn admin_default_shows_in_s3() {
         r.status == 200 || r.status == 204,
         "admin DELETE: {} {}",
         r.status,
-        r.text()
+        r.brief()
     );
     let r = server.admin("GET", &enc_path(&bucket), b"").await;
     assert_eq!(
         json_field(&r.text(), "enabled").as_deref(),
         Some("false"),
         "{}",
-        r.text()
+        r.brief()
     );
     // S3 may report "none" or the cluster-wide SSE-S3 default (as AWS does today).
     if let Some((alg, _)) = s3_encryption(&s3, &bucket).await {
@@ -178,18 +178,18 @@ async fn s3_default_shows_in_admin() {
         .await
         .unwrap_or_else(|e| panic!("PutBucketEncryption: {}", err_text(&e)));
     let r = server.admin("GET", &enc_path(&bucket), b"").await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.brief());
     assert_eq!(
         json_field(&r.text(), "enabled").as_deref(),
         Some("true"),
         "{}",
-        r.text()
+        r.brief()
     );
     assert_eq!(
         json_field(&r.text(), "algorithm").as_deref(),
         Some("AES256"),
         "{}",
-        r.text()
+        r.brief()
     );
 
     s3.delete_bucket_encryption()
@@ -202,7 +202,7 @@ async fn s3_default_shows_in_admin() {
         json_field(&r.text(), "enabled").as_deref(),
         Some("false"),
         "{}",
-        r.text()
+        r.brief()
     );
 
     // SSE-KMS through the admin API: the local KMS may refuse an unknown key id (a 4xx), but if
@@ -218,7 +218,7 @@ async fn s3_default_shows_in_admin() {
         r.status < 500,
         "admin PUT aws:kms: {} {}",
         r.status,
-        r.text()
+        r.brief()
     );
     if r.status < 300 {
         let (alg, key) = s3_encryption(&s3, &bucket)
@@ -261,7 +261,7 @@ async fn admin_api_needs_the_bearer_token() {
                 h.push(("Content-Type", "application/json"));
             }
             let r = http_request(&addr, method, &path, &h, b).await.unwrap();
-            assert_eq!(r.status, 401, "{method} with {headers:?}: {}", r.text());
+            assert_eq!(r.status, 401, "{method} with {headers:?}: {}", r.brief());
         }
     }
     // None of that changed anything.
@@ -270,7 +270,7 @@ async fn admin_api_needs_the_bearer_token() {
         json_field(&r.text(), "enabled").as_deref(),
         Some("false"),
         "{}",
-        r.text()
+        r.brief()
     );
 
     // The S3 credentials are not an admin token, and the admin token is not an S3 credential.
@@ -311,7 +311,7 @@ async fn admin_errors_health_and_metrics() {
         (400..500).contains(&r.status),
         "unknown bucket: {} {}",
         r.status,
-        r.text()
+        r.brief()
     );
     let r = server
         .admin("GET", &enc_path("no-such-bucket-xyz"), b"")
@@ -320,7 +320,7 @@ async fn admin_errors_health_and_metrics() {
         r.status < 500,
         "GET for unknown bucket: {} {}",
         r.status,
-        r.text()
+        r.brief()
     );
     let bad_bodies: [&[u8]; 3] = [
         b"{not json",
@@ -348,7 +348,7 @@ async fn admin_errors_health_and_metrics() {
     if r.status == 401 {
         r = server.admin("GET", "/metrics", b"").await;
     }
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.brief());
     let text = r.text();
     assert!(
         text.contains("# TYPE") || text.contains("# HELP") || text.contains("# EOF"),

@@ -45,7 +45,7 @@ async fn presigned_get_and_put() {
         .await
         .expect("presign GET");
     let r = send_presigned(&get, b"").await;
-    assert_eq!(r.status, 200, "presigned GET: {}", r.text());
+    assert_eq!(r.status, 200, "presigned GET: {}", r.brief());
     assert_same_bytes(&r.body, &body, "presigned GET body");
 
     let put_body = pseudo_random(PACKAGE + 3, 2);
@@ -57,7 +57,7 @@ async fn presigned_get_and_put() {
         .await
         .expect("presign PUT");
     let r = send_presigned(&put, &put_body).await;
-    assert_eq!(r.status, 200, "presigned PUT: {}", r.text());
+    assert_eq!(r.status, 200, "presigned PUT: {}", r.brief());
     assert_same_bytes(
         &get_bytes(&s3, &bucket, "put-me").await,
         &put_body,
@@ -77,14 +77,14 @@ async fn presigned_get_and_put() {
     let r = http_request(&addr, "GET", &tampered, &[], b"")
         .await
         .unwrap();
-    assert_eq!(r.status, 403, "tampered presigned URL: {}", r.text());
+    assert_eq!(r.status, 403, "tampered presigned URL: {}", r.brief());
     assert_eq!(r.s3_error_code().as_deref(), Some("SignatureDoesNotMatch"));
 
     // A presigned GET cannot be used as a PUT.
     let r = http_request(&addr, "PUT", &path, &[], b"sneaky")
         .await
         .unwrap();
-    assert_eq!(r.status, 403, "presigned GET used for PUT: {}", r.text());
+    assert_eq!(r.status, 403, "presigned GET used for PUT: {}", r.brief());
     assert_same_bytes(
         &get_bytes(&s3, &bucket, "get-me").await,
         &body,
@@ -118,16 +118,16 @@ async fn expired_presigned_url_is_forbidden() {
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let r = send_presigned(&get, b"").await;
-    assert_eq!(r.status, 403, "expired presigned GET: {}", r.text());
+    assert_eq!(r.status, 403, "expired presigned GET: {}", r.brief());
     assert_eq!(
         r.s3_error_code().as_deref(),
         Some("AccessDenied"),
         "{}",
-        r.text()
+        r.brief()
     );
     assert!(!r.text().contains("secret contents"));
     let r = send_presigned(&put, b"overwritten").await;
-    assert_eq!(r.status, 403, "expired presigned PUT: {}", r.text());
+    assert_eq!(r.status, 403, "expired presigned PUT: {}", r.brief());
     assert_eq!(get_bytes(&s3, &bucket, "k").await, b"secret contents");
 }
 
@@ -224,12 +224,12 @@ async fn anonymous_requests_are_denied() {
     ];
     for (method, path, body) in cases {
         let r = http_request(&addr, method, &path, &[], body).await.unwrap();
-        assert_eq!(r.status, 403, "anonymous {method} {path}: {}", r.text());
+        assert_eq!(r.status, 403, "anonymous {method} {path}: {}", r.brief());
         assert_eq!(
             r.s3_error_code().as_deref(),
             Some("AccessDenied"),
             "anonymous {method} {path}: {}",
-            r.text()
+            r.brief()
         );
     }
     let r = http_request(&addr, "HEAD", &format!("/{bucket}/k"), &[], b"")
@@ -450,7 +450,7 @@ async fn odd_requests_never_get_a_5xx() {
         (400..500).contains(&r.status),
         "junk Authorization: {} {}",
         r.status,
-        r.text()
+        r.brief()
     );
     // The HTTP layer may also just close the connection on a request line it cannot parse.
     if let Ok(r) = http_request(&addr, "GET", "/%ZZ/%%", &[], b"").await {
@@ -458,7 +458,7 @@ async fn odd_requests_never_get_a_5xx() {
             r.status < 500,
             "bad percent-encoding: {} {}",
             r.status,
-            r.text()
+            r.brief()
         );
     }
     let r = http_request(&addr, "POST", &format!("/{bucket}/k?uploads"), &[], b"")

@@ -162,6 +162,9 @@ class Coffer:
             self.proc.wait(timeout=10)
             self.proc = None
 
+    def server_errors_since(self, start: int) -> list[tuple[int, str]]:
+        return [e for e in self.statuses.entries[start:] if e[0] >= 500]
+
     def dump_logs(self) -> None:
         for g in range(1, self.generation + 1):
             for name in (f"stdout.{g}.log", f"stderr.{g}.log"):
@@ -218,22 +221,22 @@ def coffer(tmp_path_factory) -> Coffer:
         server.dump_logs()
 
 
-@pytest.fixture(autouse=True)
-def no_server_errors(request):
-    """Fails any test during which a client saw a 5xx."""
-    if "coffer" not in request.fixturenames:
-        yield
-        return
-    server: Coffer = request.getfixturevalue("coffer")
-    start = len(server.statuses.entries)
-    yield
-    bad = [e for e in server.statuses.entries[start:] if e[0] >= 500]
-    if bad:
-        server.dump_logs()
-    assert not bad, f"server errors seen: {bad}"
-    if server.proc is not None and server.proc.poll() is not None:
-        server.dump_logs()
-        pytest.fail(f"coffer died during the test (status {server.proc.returncode})")
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Fails (as a test failure, not an error) any test during which a client saw a 5xx or the
+    server died."""
+    server = item.funcargs.get("coffer")
+    start = len(server.statuses.entries) if isinstance(server, Coffer) else 0
+    result = yield  # re-raises if the test itself failed
+    if isinstance(server, Coffer):
+        bad = server.server_errors_since(start)
+        if bad:
+            server.dump_logs()
+            raise AssertionError(f"server errors seen: {bad}")
+        if server.proc is not None and server.proc.poll() is not None:
+            server.dump_logs()
+            raise AssertionError(f"coffer died during the test (status {server.proc.returncode})")
+    return result
 
 
 @pytest.fixture

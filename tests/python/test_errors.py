@@ -70,14 +70,14 @@ def test_presigned_get_and_put(coffer, s3, bucket):
     url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "get-me"},
                                     ExpiresIn=600)
     r = record(coffer, requests.get(url, timeout=60), "presigned GET")
-    assert r.status_code == 200, r.text
+    assert r.status_code == 200, r.text[:500]
     assert r.content == body
 
     put_body = pseudo_random(70_000, 2)
     url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "put-me"},
                                     ExpiresIn=600)
     r = record(coffer, requests.put(url, data=put_body, timeout=60), "presigned PUT")
-    assert r.status_code == 200, r.text
+    assert r.status_code == 200, r.text[:500]
     assert s3.get_object(Bucket=bucket, Key="put-me")["Body"].read() == put_body
 
 
@@ -89,11 +89,11 @@ def test_expired_presigned_url(coffer, s3, bucket):
                                         ExpiresIn=1)
     time.sleep(2)
     r = record(coffer, requests.get(get_url, timeout=60), "expired presigned GET")
-    assert r.status_code == 403, r.text
-    assert xml_code(r) == "AccessDenied", r.text
+    assert r.status_code == 403, r.text[:500]
+    assert xml_code(r) == "AccessDenied", r.text[:500]
     assert b"secret contents" not in r.content
     r = record(coffer, requests.put(put_url, data=b"overwrite", timeout=60), "expired presigned PUT")
-    assert r.status_code == 403, r.text
+    assert r.status_code == 403, r.text[:500]
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"secret contents"
 
 
@@ -110,7 +110,7 @@ def test_wrong_secret_and_unknown_key(coffer, s3, bucket):
     e = client_error(unknown.get_object, Bucket=bucket, Key="k")
     assert code(e) == "InvalidAccessKeyId"
     r = signed(coffer, "GET", f"/{bucket}/k", secret="another-wrong-secret")
-    assert r.status_code == 403 and xml_code(r) == "SignatureDoesNotMatch", r.text
+    assert r.status_code == 403 and xml_code(r) == "SignatureDoesNotMatch", r.text[:500]
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
 
 
@@ -126,8 +126,8 @@ def test_anonymous_is_denied(coffer, s3, bucket):
     ]:
         r = record(coffer, requests.request(method, coffer.endpoint + path, data=data, timeout=60),
                    f"anonymous {method} {path}")
-        assert r.status_code == 403, (method, path, r.status_code, r.text)
-        assert xml_code(r) == "AccessDenied", (method, path, r.text)
+        assert r.status_code == 403, (method, path, r.status_code, r.text[:500])
+        assert xml_code(r) == "AccessDenied", (method, path, r.text[:500])
     unsigned = coffer_unsigned_client(coffer)
     e = client_error(unsigned.get_object, Bucket=bucket, Key="k")
     assert code(e) == "AccessDenied" and http_status(e) == 403
@@ -162,14 +162,14 @@ def test_bad_content_md5_stores_nothing(coffer, s3, bucket):
     right = base64.b64encode(hashlib.md5(body).digest()).decode()
 
     r = signed(coffer, "PUT", f"/{bucket}/bad", body, headers={"Content-MD5": wrong})
-    assert r.status_code == 400 and xml_code(r) == "BadDigest", r.text
+    assert r.status_code == 400 and xml_code(r) == "BadDigest", r.text[:500]
     e = client_error(s3.head_object, Bucket=bucket, Key="bad")
     assert http_status(e) == 404
 
     r = signed(coffer, "PUT", f"/{bucket}/good", body, headers={"Content-MD5": right})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 200, r.text[:500]
     r = signed(coffer, "PUT", f"/{bucket}/good", b"replacement", headers={"Content-MD5": wrong})
-    assert r.status_code == 400 and xml_code(r) == "BadDigest", r.text
+    assert r.status_code == 400 and xml_code(r) == "BadDigest", r.text[:500]
     assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == body
 
     # The same through boto3's own parameter.
@@ -202,12 +202,12 @@ def _upload_two_parts(s3, bucket, key, sizes=(5 * MIB, 10)):
 def test_malformed_complete_multipart_xml(coffer, s3, bucket, xml):
     up, etags = _upload_two_parts(s3, bucket, "mpu")
     r = signed(coffer, "POST", f"/{bucket}/mpu", xml, params={"uploadId": up})
-    assert r.status_code == 400, (r.status_code, r.text)
+    assert r.status_code == 400, (r.status_code, r.text[:500])
     if xml in (b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>", b"this is not xml at all"):
-        assert xml_code(r) == "MalformedXML", r.text
+        assert xml_code(r) == "MalformedXML", r.text[:500]
     else:
         assert xml_code(r) in ("MalformedXML", "InvalidPart", "InvalidRequest",
-                               "InvalidArgument"), r.text
+                               "InvalidArgument"), r.text[:500]
     e = client_error(s3.head_object, Bucket=bucket, Key="mpu")
     assert http_status(e) == 404
     # The upload is still there and can be completed properly afterwards.

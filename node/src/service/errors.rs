@@ -12,6 +12,7 @@ pub fn meta_error(e: MetaError) -> StoreError {
         MetaError::NoSuchUpload => StoreError::NoSuchUpload,
         MetaError::InvalidPart { .. } => StoreError::InvalidPart,
         MetaError::NotLeader { .. } | MetaError::Unavailable(_) => StoreError::Unavailable,
+        MetaError::InvalidArgument(msg) => StoreError::InvalidArgument(msg),
         other => StoreError::Internal(other.to_string()),
     }
 }

@@ -25,6 +25,17 @@ impl RawResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// Status and the start of the body, printable, for assertion messages.
+    pub fn brief(&self) -> String {
+        let shown: String = self.body[..self.body.len().min(600)]
+            .iter()
+            .flat_map(|b| std::ascii::escape_default(*b))
+            .map(char::from)
+            .collect();
+        let more = if self.body.len() > 600 { "..." } else { "" };
+        format!("HTTP {} ({} B) {shown}{more}", self.status, self.body.len())
+    }
+
     /// The `<Code>` of an S3 XML error body, if any.
     pub fn s3_error_code(&self) -> Option<String> {
         let t = self.text();

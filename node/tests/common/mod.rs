@@ -308,7 +308,7 @@ impl TestServer {
     }
 
     /// S3 client with the given credentials: path-style, us-east-1, no retries (so that a
-    /// failure is seen as it happened), no stalled-stream guard (the machine is slow).
+    /// failure is seen as it happened); a stream that stalls for 60 s fails instead of hanging.
     pub fn client_with(&self, access_key: &str, secret_key: &str) -> Client {
         Client::from_conf(self.config_builder(access_key, secret_key).build())
     }
@@ -333,7 +333,9 @@ impl TestServer {
                     .build(),
             )
             .stalled_stream_protection(
-                aws_sdk_s3::config::StalledStreamProtectionConfig::disabled(),
+                aws_sdk_s3::config::StalledStreamProtectionConfig::enabled()
+                    .grace_period(Duration::from_secs(60))
+                    .build(),
             )
     }
 
