@@ -250,7 +250,7 @@ mod tests {
     use crate::types::{ObjectRecord, PartRecord, UploadRecord};
 
     fn open(dir: &std::path::Path) -> (sled::Db, StateMachineStore) {
-        let db = sled::Config::new().path(dir).open().unwrap();
+        let db = crate::store::open_db(dir).unwrap();
         let (tx, _rx) = tokio::sync::watch::channel(());
         let sm = StateMachineStore::open(&db, std::sync::Arc::new(tx)).unwrap();
         (db, sm)

@@ -110,7 +110,7 @@ impl MetaStore {
         options: MetaOptions,
     ) -> Result<MetaStore, MetaError> {
         std::fs::create_dir_all(dir).map_err(|e| MetaError::Storage(e.to_string()))?;
-        let db = sled::Config::new().path(dir).open().map_err(sled_err)?;
+        let db = open_db(dir).map_err(sled_err)?;
         let (closed_tx, storage_closed) = tokio::sync::watch::channel(());
         let guard = Arc::new(closed_tx);
         let log_store = LogStore::open(&db, Arc::clone(&guard))?;
@@ -400,5 +400,24 @@ fn write_err(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> MetaError 
             MetaError::Raft(e.to_string())
         }
         RaftError::Fatal(f) => fatal(f),
+    }
+}
+
+/// Opens the sled database, waiting briefly for a previous owner in this process to release its
+/// file lock: sled's background flusher holds the database for a moment after the last handle
+/// is dropped, so an immediate reopen (a restart in place) can otherwise fail.
+/// Blocking, like the rest of `open`: it runs once at start-up.
+pub(crate) fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
+    let mut delay = std::time::Duration::from_millis(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Err(sled::Error::Io(e)) if std::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "metadata database busy; retrying");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
     }
 }

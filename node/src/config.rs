@@ -189,10 +189,16 @@ impl Config {
 }
 
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    use crate::seams::DriveIo;
+    let read_err = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let bytes = crate::seams::FsDriveIo
+        .read_file(path)
+        .map_err(read_err)?
+        .ok_or_else(|| read_err(std::io::ErrorKind::NotFound.into()))?;
+    let text = String::from_utf8_lossy(&bytes);
     toml::from_str(&text).map_err(|source| ConfigError::Parse {
         path: path.to_path_buf(),
         source,

@@ -103,6 +103,24 @@ class Coffer:
         return env
 
     def start(self) -> None:
+        """Starts the server and waits for health; if it exits at once because a port was taken
+        meanwhile, retries on fresh ports (three attempts in all)."""
+        for attempt in range(1, 4):
+            early_exit = self._start_once()
+            if early_exit is None:
+                return
+            logs = "".join(
+                (self.root / f"{n}.{self.generation}.log").read_text(errors="replace")
+                for n in ("stdout", "stderr")
+            ).lower()
+            if ("in use" in logs or "addrinuse" in logs) and attempt < 3:
+                self.s3_port, self.admin_port = free_port(), free_port()
+                continue
+            self.dump_logs()
+            pytest.fail(f"coffer exited during start-up with status {early_exit}")
+
+    def _start_once(self) -> int | None:
+        """None when healthy; the exit status if the process ended during start-up."""
         assert self.proc is None
         self.generation += 1
         out = open(self.root / f"stdout.{self.generation}.log", "wb")
@@ -130,12 +148,11 @@ class Coffer:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 self.proc = None
-                self.dump_logs()
-                pytest.fail(f"coffer exited during start-up with status {code}")
+                return code
             try:
                 with urllib.request.urlopen(f"{self.admin_endpoint}/api/v1/health", timeout=2) as r:
                     if r.status == 200:
-                        return
+                        return None
                     last = f"status {r.status}"
             except Exception as e:  # noqa: BLE001 - any failure means "not ready yet"
                 last = repr(e)

@@ -187,41 +187,65 @@ impl TestServer {
         cmd
     }
 
+    /// Starts the process and waits for health. If it exits at once because a port was taken
+    /// (a free port can be grabbed by someone else before the server binds it), it is tried
+    /// again on fresh ports, at most three times in all.
     async fn spawn_and_wait(&mut self) {
         assert!(self.child.is_none(), "server already running");
-        self.generation += 1;
-        let (out, err) = self.log_paths(self.generation);
-        let mut cmd = self.command();
-        cmd.stdin(Stdio::null())
-            .stdout(File::create(&out).expect("stdout log"))
-            .stderr(File::create(&err).expect("stderr log"));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", coffer_bin().display()));
-        self.child = Some(child);
-        self.wait_healthy().await;
+        for attempt in 1..=3 {
+            self.generation += 1;
+            let (out, err) = self.log_paths(self.generation);
+            let mut cmd = self.command();
+            cmd.stdin(Stdio::null())
+                .stdout(File::create(&out).expect("stdout log"))
+                .stderr(File::create(&err).expect("stderr log"));
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", coffer_bin().display()));
+            self.child = Some(child);
+            match self.wait_healthy().await {
+                Ok(()) => return,
+                Err(why) => {
+                    let logs = [out, err]
+                        .iter()
+                        .map(|p| fs::read_to_string(p).unwrap_or_default())
+                        .collect::<String>()
+                        .to_ascii_lowercase();
+                    let port_taken = logs.contains("in use") || logs.contains("addrinuse");
+                    if port_taken && attempt < 3 && self.child.is_none() {
+                        eprintln!("coffer could not bind its ports ({why}); retrying on new ones");
+                        self.s3_port = free_port();
+                        self.admin_port = free_port();
+                        continue;
+                    }
+                    self.kill_9();
+                    self.dump_logs();
+                    panic!("{why}");
+                }
+            }
+        }
     }
 
-    async fn wait_healthy(&mut self) {
+    async fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + HEALTH_TIMEOUT;
         let mut last = String::from("no answer yet");
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
-                    self.dump_logs();
-                    panic!("coffer exited during start-up with {status}");
+                    return Err(format!("coffer exited during start-up with {status}"));
                 }
             }
             match http_request(&self.admin_addr(), "GET", "/api/v1/health", &[], b"").await {
-                Ok(r) if r.status == 200 => return,
+                Ok(r) if r.status == 200 => return Ok(()),
                 Ok(r) => last = format!("status {}", r.status),
                 Err(e) => last = e,
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        self.dump_logs();
-        panic!("coffer not healthy within {HEALTH_TIMEOUT:?}: {last}");
+        Err(format!(
+            "coffer not healthy within {HEALTH_TIMEOUT:?}: {last}"
+        ))
     }
 
     /// Prints the server's stdout/stderr of every start so far (on failure).
