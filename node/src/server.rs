@@ -12,7 +12,7 @@ use ractor::Actor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::{DriveActors, NodeSupervisor};
+use crate::actors::{DriveActors, KeyHandle, NodeSupervisor, SupervisorArgs};
 use crate::config::Config;
 use crate::drive::Drive;
 use crate::keys::KeyService;
@@ -115,10 +115,20 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), NodeErr
     );
 
     let drive_actors = DriveActors::default();
-    let (supervisor, supervisor_handle) =
-        Actor::spawn(None, NodeSupervisor, (drives.clone(), drive_actors.clone()))
-            .await
-            .map_err(|e| NodeError::Actor(e.to_string()))?;
+    let key_handle = KeyHandle::default();
+    let args = SupervisorArgs {
+        drives: drives.clone(),
+        drive_actors: drive_actors.clone(),
+        keys: Arc::new(KeyService::new(
+            kms.clone(),
+            entropy.clone(),
+            CipherSuite::Aes256Gcm,
+        )),
+        key_handle: key_handle.clone(),
+    };
+    let (supervisor, supervisor_handle) = Actor::spawn(None, NodeSupervisor, args)
+        .await
+        .map_err(|e| NodeError::Actor(e.to_string()))?;
 
     let metrics = Arc::new(Metrics::new());
     let audit = match &cfg.audit_log {
@@ -128,11 +138,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), NodeErr
     let observer = Arc::new(Observer::new(metrics.clone(), audit));
     let service = Arc::new(NodeService {
         meta: meta.clone(),
-        keys: Arc::new(KeyService::new(
-            kms.clone(),
-            entropy.clone(),
-            CipherSuite::Aes256Gcm,
-        )),
+        keys: key_handle,
         drives,
         drive_actors,
         erasure,

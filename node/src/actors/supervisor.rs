@@ -1,12 +1,14 @@
-//! `NodeSupervisor`: the root actor. Starts one `DriveActor` per drive and restarts any that
-//! fails, publishing the new reference so callers always reach a live actor.
+//! `NodeSupervisor`: the root actor. Starts the `KeyActor` and one `DriveActor` per drive and
+//! restarts any that fails, publishing the new reference so callers always reach a live actor.
 
 use std::sync::{Arc, RwLock};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::drive::{DriveActor, DriveMsg};
+use super::key::{KeyActor, KeyHandle, KeyMsg};
 use crate::drive::{DataId, Drive};
+use crate::keys::KeyService;
 
 /// Current references to the drive actors, by drive index.
 #[derive(Clone, Default)]
@@ -51,6 +53,18 @@ pub enum SupervisorMsg {
     Restarts(ractor::RpcReplyPort<u64>),
 }
 
+/// What the supervisor starts.
+pub struct SupervisorArgs {
+    /// Local drives.
+    pub drives: Vec<Arc<Drive>>,
+    /// Where drive actor references are published.
+    pub drive_actors: DriveActors,
+    /// The key service the key actor owns.
+    pub keys: Arc<KeyService>,
+    /// Where the key actor reference is published.
+    pub key_handle: KeyHandle,
+}
+
 /// The root actor.
 pub struct NodeSupervisor;
 
@@ -59,6 +73,9 @@ pub struct SupervisorState {
     drives: Vec<Arc<Drive>>,
     actors: DriveActors,
     cells: Vec<Option<ActorCell>>,
+    keys: Arc<KeyService>,
+    key_handle: KeyHandle,
+    key_cell: Option<ActorCell>,
     restarts: u64,
 }
 
@@ -70,16 +87,33 @@ async fn start_drive(
     Ok(a)
 }
 
+async fn start_key(
+    myself: &ActorRef<SupervisorMsg>,
+    keys: Arc<KeyService>,
+) -> Result<ActorRef<KeyMsg>, ActorProcessingErr> {
+    let (a, _) = Actor::spawn_linked(None, KeyActor, keys, myself.get_cell()).await?;
+    Ok(a)
+}
+
 impl Actor for NodeSupervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = (Vec<Arc<Drive>>, DriveActors);
+    type Arguments = SupervisorArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        (drives, actors): Self::Arguments,
+        args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let SupervisorArgs {
+            drives,
+            drive_actors: actors,
+            keys,
+            key_handle,
+        } = args;
+        let key = start_key(&myself, keys.clone()).await?;
+        let key_cell = Some(key.get_cell());
+        key_handle.set(Some(key));
         let mut cells = Vec::with_capacity(drives.len());
         for (i, d) in drives.iter().enumerate() {
             let a = start_drive(&myself, d.clone()).await?;
@@ -90,6 +124,9 @@ impl Actor for NodeSupervisor {
             drives,
             actors,
             cells,
+            keys,
+            key_handle,
+            key_cell,
             restarts: 0,
         })
     }
@@ -116,12 +153,20 @@ impl Actor for NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         let who = match &event {
             SupervisionEvent::ActorFailed(cell, err) => {
-                tracing::error!(actor = %cell.get_id(), error = %err, "drive actor failed; restarting");
+                tracing::error!(actor = %cell.get_id(), error = %err, "actor failed; restarting");
                 cell.get_id()
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => cell.get_id(),
             _ => return Ok(()),
         };
+        if state.key_cell.as_ref().is_some_and(|c| c.get_id() == who) {
+            state.key_handle.set(None);
+            let a = start_key(&myself, state.keys.clone()).await?;
+            state.key_cell = Some(a.get_cell());
+            state.key_handle.set(Some(a));
+            state.restarts += 1;
+            return Ok(());
+        }
         let Some(index) = state
             .cells
             .iter()
@@ -141,35 +186,106 @@ impl Actor for NodeSupervisor {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::seams::FsDriveIo;
 
-    #[tokio::test]
-    async fn crashed_drive_actor_is_restarted_and_keeps_serving() {
+    async fn start() -> (
+        tempfile::TempDir,
+        ActorRef<SupervisorMsg>,
+        ractor::concurrency::JoinHandle<()>,
+        SupervisorArgs,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let drive = Arc::new(Drive::open(0, dir.path(), Arc::new(FsDriveIo)).unwrap());
-        let actors = DriveActors::default();
-        let (sup, handle) =
-            Actor::spawn(None, NodeSupervisor, (vec![drive.clone()], actors.clone()))
-                .await
-                .unwrap();
-        let first = actors.get(0).unwrap();
-        first.cast(DriveMsg::Crash).unwrap();
-        let mut restarted = None;
+        let entropy: Arc<dyn coffer_crypto::Entropy> =
+            Arc::new(coffer_crypto::SeededEntropy::new(1));
+        let kms: Arc<dyn coffer_kms::Kms> = Arc::new(coffer_kms::LocalKms::new(
+            coffer_crypto::SecretKey::from_bytes([7; 32]),
+            entropy.clone(),
+        ));
+        let keys = Arc::new(KeyService::new(
+            kms,
+            entropy,
+            coffer_crypto::CipherSuite::Aes256Gcm,
+        ));
+        let args = SupervisorArgs {
+            drives: vec![drive],
+            drive_actors: DriveActors::default(),
+            keys: keys.clone(),
+            key_handle: KeyHandle::default(),
+        };
+        let handles = SupervisorArgs {
+            drives: vec![],
+            drive_actors: args.drive_actors.clone(),
+            keys,
+            key_handle: args.key_handle.clone(),
+        };
+        let (sup, handle) = Actor::spawn(None, NodeSupervisor, args).await.unwrap();
+        (dir, sup, handle, handles)
+    }
+
+    async fn wait_for_new<T>(
+        old: ractor::ActorId,
+        get: impl Fn() -> Option<ActorRef<T>>,
+    ) -> ActorRef<T> {
         for _ in 0..200 {
-            if let Some(a) = actors.get(0) {
-                if a.get_id() != first.get_id() {
-                    restarted = Some(a);
-                    break;
+            if let Some(a) = get() {
+                if a.get_id() != old {
+                    return a;
                 }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let a = restarted.expect("drive actor was not restarted");
+        panic!("actor was not restarted");
+    }
+
+    #[tokio::test]
+    async fn crashed_drive_actor_is_restarted_and_keeps_serving() {
+        let (_dir, sup, handle, h) = start().await;
+        let first = h.drive_actors.get(0).unwrap();
+        first.cast(DriveMsg::Crash).unwrap();
+        let a = wait_for_new(first.get_id(), || h.drive_actors.get(0)).await;
         let stats = ractor::call!(a, DriveMsg::Stats).unwrap();
         assert_eq!(stats, (0, 0));
         let restarts = ractor::call!(sup, SupervisorMsg::Restarts).unwrap();
         assert_eq!(restarts, 1);
+        sup.stop(None);
+        handle.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn key_actor_seals_opens_and_survives_a_crash() {
+        use crate::manifest::SseMode;
+        let (_dir, sup, handle, h) = start().await;
+        let sealed = h
+            .key_handle
+            .seal_new("bkt", "obj", SseMode::S3, None, None)
+            .await
+            .unwrap();
+        let opened = h
+            .key_handle
+            .open("bkt", "obj", &sealed.record, None)
+            .await
+            .unwrap();
+        assert_eq!(opened.as_bytes(), sealed.oek.as_bytes());
+        // Bound to the object's name: the same record does not open for another key.
+        assert!(h
+            .key_handle
+            .open("bkt", "other", &sealed.record, None)
+            .await
+            .is_err());
+
+        let first = h.key_handle.get().unwrap();
+        first.cast(KeyMsg::Crash).unwrap();
+        wait_for_new(first.get_id(), || h.key_handle.get()).await;
+        let again = h
+            .key_handle
+            .open("bkt", "obj", &sealed.record, None)
+            .await
+            .unwrap();
+        assert_eq!(again.as_bytes(), sealed.oek.as_bytes());
         sup.stop(None);
         handle.await.unwrap();
     }

@@ -17,9 +17,8 @@ use coffer_s3api::backend::{
     PutObjectResult, SseAlgorithm, SseCustomerKey, SseRequest, StoreError, StoreResult, UploadInfo,
 };
 
-use crate::actors::DriveActors;
+use crate::actors::{DriveActors, KeyHandle};
 use crate::drive::Drive;
-use crate::keys::KeyService;
 use crate::metrics::Metrics;
 use crate::seams::Clock;
 
@@ -28,7 +27,7 @@ pub use errors::meta_error;
 /// Everything a request needs, shared by all requests.
 pub struct NodeService {
     pub(crate) meta: Arc<MetaStore>,
-    pub(crate) keys: Arc<KeyService>,
+    pub(crate) keys: KeyHandle,
     pub(crate) drives: Vec<Arc<Drive>>,
     pub(crate) drive_actors: DriveActors,
     pub(crate) erasure: ErasureConfig,
@@ -114,12 +113,7 @@ impl Backend for NodeService {
             ..
         }) = &config
         {
-            let exists = self
-                .keys
-                .kms()
-                .key_exists(id)
-                .await
-                .map_err(crate::keys::kms_error)?;
+            let exists = self.keys.key_exists(id).await?;
             if !exists {
                 return Err(StoreError::KmsKeyNotFound(id.clone()));
             }

@@ -1,0 +1,202 @@
+//! `KeyActor`: owns the KMS provider (behind its data-key cache) and issues and unseals object
+//! keys. Each KMS call runs in its own task so a slow KMS never blocks the mailbox; bulk
+//! encryption stays in the request's pipeline with the key this actor hands out.
+
+use std::sync::{Arc, RwLock};
+
+use coffer_crypto::SecretKey;
+use coffer_s3api::backend::{SseCustomerKey, StoreError};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use zeroize::Zeroizing;
+
+use crate::keys::{kms_error, KeyService, NewObjectKey};
+use crate::manifest::{SseMode, SseRecord};
+
+/// Messages the key actor takes.
+pub enum KeyMsg {
+    /// A fresh object key sealed for `bucket/key`.
+    SealNew {
+        /// Bucket.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// SSE mode.
+        mode: SseMode,
+        /// KMS key, if not the default.
+        kms_key_id: Option<String>,
+        /// SSE-C key.
+        customer: Option<SseCustomerKey>,
+        /// Answer.
+        reply: RpcReplyPort<Result<NewObjectKey, StoreError>>,
+    },
+    /// The object key of `bucket/key`, unsealed from its record.
+    Open {
+        /// Bucket.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The stored record.
+        record: SseRecord,
+        /// SSE-C key.
+        customer: Option<SseCustomerKey>,
+        /// Answer.
+        reply: RpcReplyPort<Result<SecretKey, StoreError>>,
+    },
+    /// Whether a KMS key exists.
+    KeyExists {
+        /// Key id.
+        id: String,
+        /// Answer.
+        reply: RpcReplyPort<Result<bool, StoreError>>,
+    },
+    /// Fails the actor on purpose, to exercise supervision in tests.
+    Crash,
+}
+
+/// The actor type.
+pub struct KeyActor;
+
+impl Actor for KeyActor {
+    type Msg = KeyMsg;
+    type State = Arc<KeyService>;
+    type Arguments = Arc<KeyService>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        svc: Arc<KeyService>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(svc)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        svc: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let svc = svc.clone();
+        match msg {
+            KeyMsg::SealNew {
+                bucket,
+                key,
+                mode,
+                kms_key_id,
+                customer,
+                reply,
+            } => {
+                tokio::spawn(async move {
+                    let r = svc
+                        .seal_new(&bucket, &key, mode, kms_key_id, customer.as_ref())
+                        .await;
+                    let _ = reply.send(r);
+                });
+            }
+            KeyMsg::Open {
+                bucket,
+                key,
+                record,
+                customer,
+                reply,
+            } => {
+                tokio::spawn(async move {
+                    let r = svc.open(&bucket, &key, &record, customer.as_ref()).await;
+                    let _ = reply.send(r);
+                });
+            }
+            KeyMsg::KeyExists { id, reply } => {
+                tokio::spawn(async move {
+                    let r = svc.kms().key_exists(&id).await.map_err(kms_error);
+                    let _ = reply.send(r);
+                });
+            }
+            KeyMsg::Crash => return Err("crash requested".into()),
+        }
+        Ok(())
+    }
+}
+
+/// The current reference to the key actor; the supervisor replaces it after a restart.
+#[derive(Clone, Default)]
+pub struct KeyHandle {
+    actor: Arc<RwLock<Option<ActorRef<KeyMsg>>>>,
+}
+
+fn copy_customer(c: Option<&SseCustomerKey>) -> Option<SseCustomerKey> {
+    c.map(|c| SseCustomerKey {
+        key: Zeroizing::new(*c.key),
+        key_md5: c.key_md5.clone(),
+    })
+}
+
+impl KeyHandle {
+    pub(crate) fn set(&self, a: Option<ActorRef<KeyMsg>>) {
+        if let Ok(mut slot) = self.actor.write() {
+            *slot = a;
+        }
+    }
+
+    /// The live actor.
+    pub fn get(&self) -> Option<ActorRef<KeyMsg>> {
+        self.actor.read().ok().and_then(|a| a.clone())
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<Result<T, StoreError>>) -> KeyMsg,
+    ) -> Result<T, StoreError> {
+        let actor = self.get().ok_or(StoreError::KmsUnavailable)?;
+        match actor.call(msg, None).await {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            _ => Err(StoreError::KmsUnavailable),
+        }
+    }
+
+    /// Creates and seals a fresh object key for `bucket/key`.
+    pub async fn seal_new(
+        &self,
+        bucket: &str,
+        key: &str,
+        mode: SseMode,
+        kms_key_id: Option<String>,
+        customer: Option<&SseCustomerKey>,
+    ) -> Result<NewObjectKey, StoreError> {
+        let customer = copy_customer(customer);
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.ask(|reply| KeyMsg::SealNew {
+            bucket,
+            key,
+            mode,
+            kms_key_id,
+            customer,
+            reply,
+        })
+        .await
+    }
+
+    /// Opens the object key of `bucket/key` from its record.
+    pub async fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: &SseRecord,
+        customer: Option<&SseCustomerKey>,
+    ) -> Result<SecretKey, StoreError> {
+        let customer = copy_customer(customer);
+        let (bucket, key, record) = (bucket.to_string(), key.to_string(), record.clone());
+        self.ask(|reply| KeyMsg::Open {
+            bucket,
+            key,
+            record,
+            customer,
+            reply,
+        })
+        .await
+    }
+
+    /// Whether a KMS key exists.
+    pub async fn key_exists(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.ask(|reply| KeyMsg::KeyExists { id, reply }).await
+    }
+}
