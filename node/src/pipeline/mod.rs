@@ -1,5 +1,6 @@
 //! The data path: plaintext → encryption → erasure → drives, and back (house plan §3).
 
+pub mod etag;
 pub mod get;
 pub mod put;
 

@@ -4,15 +4,16 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use coffer_crypto::{Encryptor, SecretKey};
 use coffer_erasure::{Codec, ErasureConfig, ShardHeader};
 use coffer_s3api::backend::StoreError;
-use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::drive::{DataId, Drive};
 use crate::manifest::Segment;
+use crate::pipeline::etag::Md5Worker;
 
 /// Blocks in flight per shard writer: bounds memory to about this × block size × width.
 const CHANNEL_DEPTH: usize = 4;
@@ -36,7 +37,7 @@ pub struct SegmentWriter {
     drives: Vec<usize>,
     shard_drives: Vec<Arc<Drive>>,
     encryptor: Option<Encryptor>,
-    md5: Md5,
+    md5: Md5Worker,
     pending: Vec<u8>,
     sealed_len: u64,
     plain_len: u64,
@@ -84,7 +85,7 @@ impl SegmentWriter {
             drives: placement,
             shard_drives,
             encryptor: Some(Encryptor::new(key)),
-            md5: Md5::new(),
+            md5: Md5Worker::start(),
             pending: Vec::with_capacity(cfg.block_size + 2 * coffer_crypto::PACKAGE_SIZE),
             sealed_len: 0,
             plain_len: 0,
@@ -99,11 +100,13 @@ impl SegmentWriter {
     }
 
     /// Encrypts and writes a chunk of plaintext.
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
-        self.md5.update(chunk);
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        if !self.md5.update(chunk.clone()).await {
+            return Err(StoreError::Internal("MD5 worker stopped".into()));
+        }
         self.plain_len += chunk.len() as u64;
         if let Some(enc) = self.encryptor.as_mut() {
-            enc.push(chunk, &mut self.pending);
+            enc.push(&chunk, &mut self.pending);
         }
         while self.pending.len() >= self.cfg.block_size {
             let rest = self.pending.split_off(self.cfg.block_size);
@@ -177,6 +180,11 @@ impl SegmentWriter {
             }
             return Err(StoreError::Unavailable);
         }
+        let md5 = self
+            .md5
+            .finish()
+            .await
+            .ok_or(StoreError::Internal("MD5 worker failed".into()))?;
         Ok(WrittenSegment {
             segment: Segment {
                 data_id: self.data_id.to_hex(),
@@ -189,7 +197,7 @@ impl SegmentWriter {
                 block_size: self.cfg.block_size,
                 drives: self.drives.clone(),
             },
-            md5: std::mem::take(&mut self.md5).finalize().into(),
+            md5,
             failed_shards: failed,
         })
     }

@@ -79,7 +79,7 @@ impl NodeService {
             if writer.plain_len() + chunk.len() as u64 > MAX_PUT_SIZE {
                 return Err(StoreError::EntityTooLarge);
             }
-            writer.write(&chunk).await?;
+            writer.write(chunk).await?;
         }
         if declared_len.is_some_and(|n| n != writer.plain_len()) {
             return Err(StoreError::Body(
