@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::drive::{DriveActor, DriveMsg};
-use super::key::{KeyActor, KeyHandle, KeyMsg};
+use super::key::{KeyActor, KeyHandle};
 use crate::drive::{DataId, Drive};
 use crate::keys::KeyService;
 
@@ -79,19 +79,13 @@ pub struct SupervisorState {
     restarts: u64,
 }
 
-async fn start_drive(
+/// Starts a child linked to the supervisor, so its failure reaches `handle_supervisor_evt`.
+async fn start_child<A: Actor>(
     myself: &ActorRef<SupervisorMsg>,
-    drive: Arc<Drive>,
-) -> Result<ActorRef<DriveMsg>, ActorProcessingErr> {
-    let (a, _) = Actor::spawn_linked(None, DriveActor, drive, myself.get_cell()).await?;
-    Ok(a)
-}
-
-async fn start_key(
-    myself: &ActorRef<SupervisorMsg>,
-    keys: Arc<KeyService>,
-) -> Result<ActorRef<KeyMsg>, ActorProcessingErr> {
-    let (a, _) = Actor::spawn_linked(None, KeyActor, keys, myself.get_cell()).await?;
+    actor: A,
+    args: A::Arguments,
+) -> Result<ActorRef<A::Msg>, ActorProcessingErr> {
+    let (a, _) = Actor::spawn_linked(None, actor, args, myself.get_cell()).await?;
     Ok(a)
 }
 
@@ -111,12 +105,12 @@ impl Actor for NodeSupervisor {
             keys,
             key_handle,
         } = args;
-        let key = start_key(&myself, keys.clone()).await?;
+        let key = start_child(&myself, KeyActor, keys.clone()).await?;
         let key_cell = Some(key.get_cell());
         key_handle.set(Some(key));
         let mut cells = Vec::with_capacity(drives.len());
         for (i, d) in drives.iter().enumerate() {
-            let a = start_drive(&myself, d.clone()).await?;
+            let a = start_child(&myself, DriveActor, d.clone()).await?;
             cells.push(Some(a.get_cell()));
             actors.set(i, Some(a));
         }
@@ -161,7 +155,7 @@ impl Actor for NodeSupervisor {
         };
         if state.key_cell.as_ref().is_some_and(|c| c.get_id() == who) {
             state.key_handle.set(None);
-            let a = start_key(&myself, state.keys.clone()).await?;
+            let a = start_child(&myself, KeyActor, state.keys.clone()).await?;
             state.key_cell = Some(a.get_cell());
             state.key_handle.set(Some(a));
             state.restarts += 1;
@@ -176,7 +170,7 @@ impl Actor for NodeSupervisor {
         };
         state.actors.set(index, None);
         state.cells[index] = None;
-        let a = start_drive(&myself, state.drives[index].clone()).await?;
+        let a = start_child(&myself, DriveActor, state.drives[index].clone()).await?;
         state.cells[index] = Some(a.get_cell());
         state.actors.set(index, Some(a));
         state.restarts += 1;
@@ -257,6 +251,7 @@ mod tests {
 
     #[tokio::test]
     async fn key_actor_seals_opens_and_survives_a_crash() {
+        use crate::actors::KeyMsg;
         use crate::manifest::SseMode;
         let (_dir, sup, handle, h) = start().await;
         let sealed = h
