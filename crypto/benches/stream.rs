@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use coffer_crypto::{
-    derive_stream_key, plan_full, CipherSuite, Decryptor, Encryptor, SecretKey, PACKAGE_SIZE,
+    derive_stream_key, plan_full, CipherSuite, Decryptor, Encryptor, SecretKey, StreamBinding,
+    PACKAGE_SIZE,
 };
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
@@ -17,6 +18,7 @@ const CHUNK: usize = 256 * 1024;
 
 fn bench(c: &mut Criterion) {
     let oek = SecretKey::from_bytes([7; 32]);
+    let binding = StreamBinding::new("bench", "object", "", 0);
     let data = vec![0x5Au8; LEN];
     let mut group = c.benchmark_group("stream");
     group
@@ -26,16 +28,16 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Bytes(LEN as u64));
     for suite in CipherSuite::ALL {
-        let key = || derive_stream_key(&oek, suite, &[1; 32]);
+        let key = || derive_stream_key(&oek, suite, &[1; 32], &binding);
         let mut sealed = Vec::with_capacity(LEN + LEN / PACKAGE_SIZE * 16 + 16);
         group.bench_function(BenchmarkId::new("seal", suite.name()), |b| {
             b.iter(|| {
                 sealed.clear();
                 let mut enc = Encryptor::new(key());
                 for chunk in data.chunks(CHUNK) {
-                    enc.push(chunk, &mut sealed);
+                    enc.push(chunk, &mut sealed).unwrap();
                 }
-                enc.finish(&mut sealed);
+                enc.finish(&mut sealed).unwrap();
             })
         });
         let mut plain = Vec::with_capacity(LEN);

@@ -25,6 +25,9 @@ pub enum CryptoError {
     /// Bytes that do not have the shape of the expected format.
     #[error("malformed input: {0}")]
     Malformed(&'static str),
+    /// A stream would need more packages than its format can number (2^32 for version 2).
+    #[error("stream exceeds the package limit of its format")]
+    TooManyPackages,
     /// A byte range outside the object, or with first > last.
     #[error("invalid range {first}..={last} for a plaintext of {len} bytes")]
     InvalidRange {

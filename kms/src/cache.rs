@@ -59,6 +59,12 @@ struct State {
     unwrapped: HashMap<UnwrapKey, Unwrapped>,
 }
 
+/// Receives the outcome of every cache lookup (for hit/miss metrics).
+pub trait CacheEvents: Send + Sync {
+    /// A lookup for `operation` (`"generate_data_key"` or `"decrypt_data_key"`) hit or missed.
+    fn lookup(&self, operation: &'static str, hit: bool);
+}
+
 /// A [`Kms`] that caches another one's data keys within bounded lifetime, uses and size.
 ///
 /// Evicted keys are dropped, and [`SecretKey`] zeroizes on drop.
@@ -67,6 +73,7 @@ pub struct DataKeyCache {
     clock: Arc<dyn CacheClock>,
     config: CacheConfig,
     state: Mutex<State>,
+    events: Option<Arc<dyn CacheEvents>>,
 }
 
 impl DataKeyCache {
@@ -77,12 +84,25 @@ impl DataKeyCache {
             clock,
             config,
             state: Mutex::new(State::default()),
+            events: None,
         }
     }
 
     /// Wraps `inner` with the production clock and default limits.
     pub fn with_defaults(inner: Arc<dyn Kms>) -> Self {
         Self::new(inner, Arc::new(TokioClock), CacheConfig::default())
+    }
+
+    /// Reports every lookup to `events`.
+    pub fn with_events(mut self, events: Arc<dyn CacheEvents>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    fn report(&self, operation: &'static str, hit: bool) {
+        if let Some(e) = &self.events {
+            e.lookup(operation, hit);
+        }
     }
 
     /// The limits in force.
@@ -180,11 +200,15 @@ impl Kms for DataKeyCache {
             if let Some(entry) = state.generated.get_mut(&cache_key) {
                 if self.generated_live(entry, now) {
                     entry.uses += 1;
-                    return Ok(entry.key.clone());
+                    let key = entry.key.clone();
+                    drop(state);
+                    self.report("generate_data_key", true);
+                    return Ok(key);
                 }
                 state.generated.remove(&cache_key);
             }
         }
+        self.report("generate_data_key", false);
         // No lock across the call: a slow KMS must not stall reads that hit the cache.
         let fresh = self.inner.generate_data_key(key_id, ctx).await?;
         let now = self.clock.now();
@@ -224,11 +248,15 @@ impl Kms for DataKeyCache {
             let mut state = self.lock();
             if let Some(entry) = state.unwrapped.get(&cache_key) {
                 if self.unwrapped_live(entry, now) {
-                    return Ok(entry.key.clone());
+                    let key = entry.key.clone();
+                    drop(state);
+                    self.report("decrypt_data_key", true);
+                    return Ok(key);
                 }
                 state.unwrapped.remove(&cache_key);
             }
         }
+        self.report("decrypt_data_key", false);
         let key = self.inner.decrypt_data_key(key_id, ciphertext, ctx).await?;
         let now = self.clock.now();
         let mut state = self.lock();

@@ -12,7 +12,7 @@ mod error;
 mod local;
 mod provider;
 
-pub use cache::{CacheConfig, DataKeyCache};
+pub use cache::{CacheConfig, CacheEvents, DataKeyCache};
 pub use clock::{CacheClock, ManualClock, TokioClock};
 pub use context::EncryptionContext;
 pub use error::KmsError;

@@ -1,12 +1,14 @@
 //! The built-in KMS: master keys derived from one root key, so nothing but the root and the
-//! list of key ids has to survive a restart. Blob layout: docs/format/keys.md.
+//! list of key ids has to survive a restart. Blob layout: docs/format/object-encryption.md.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use coffer_crypto::{derive_key, seal_key, unseal_key, Entropy, SecretKey, SEALED_KEY_LEN};
+use coffer_crypto::{
+    derive_key, seal_key, unseal_key, Entropy, SecretKey, SEALED_KEY_LEN, SEALED_KEY_LEN_V1,
+};
 
 use crate::context::EncryptionContext;
 use crate::error::KmsError;
@@ -17,9 +19,14 @@ pub const DEFAULT_KEY_ID: &str = "coffer-default";
 /// HKDF label of the local KMS's master keys.
 pub const LOCAL_KEY_LABEL: &str = "coffer/kms-local/v1";
 /// Version byte of the local KMS's wrapped-key blob.
+///
+/// The blob is `version ‖ key version (u32 BE) ‖ sealed key`; the sealed key carries its own
+/// version byte, so moving it from sealed-key version 1 to 2 did not change this layout.
 pub const LOCAL_BLOB_VERSION: u8 = 1;
-/// Length of a version-1 blob: version ‖ key version (u32) ‖ sealed key.
+/// Length of the blob written now: version ‖ key version (u32) ‖ sealed key (version 2).
 pub const LOCAL_BLOB_LEN: usize = 1 + 4 + SEALED_KEY_LEN;
+/// Length of the blobs written before sealed keys had version 2 (66 bytes); still readable.
+const LOCAL_BLOB_LEN_SEALED_V1: usize = 1 + 4 + SEALED_KEY_LEN_V1;
 
 // Every key starts at version 1; rotation (later) will add versions and keep old ones readable.
 const FIRST_VERSION: u32 = 1;
@@ -127,9 +134,11 @@ impl Kms for LocalKms {
         ctx: &EncryptionContext,
     ) -> Result<SecretKey, KmsError> {
         let current = self.current_version(key_id)?;
-        if ciphertext.len() != LOCAL_BLOB_LEN || ciphertext[0] != LOCAL_BLOB_VERSION {
+        let known_len = matches!(ciphertext.len(), LOCAL_BLOB_LEN | LOCAL_BLOB_LEN_SEALED_V1);
+        if !known_len || ciphertext[0] != LOCAL_BLOB_VERSION {
             return Err(KmsError::InvalidCiphertext);
         }
+        // unseal_key checks that the sealed key's own version byte matches its length.
         let version = u32::from_be_bytes(ciphertext[1..5].try_into().expect("4 bytes"));
         if version == 0 || version > current {
             return Err(KmsError::InvalidCiphertext);
@@ -171,5 +180,68 @@ impl fmt::Debug for LocalKms {
         f.debug_struct("LocalKms")
             .field("keys", &count)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_crypto::{Cipher, CipherSuite, SeededEntropy};
+
+    /// A blob as written before sealed keys had version 2: `01 ‖ key version ‖ 01 ‖ nonce ‖
+    /// AES-256-GCM(master, nonce, 01 ‖ wrap AAD, data key)`, 66 bytes.
+    fn old_blob(kms: &LocalKms, key_id: &str, ctx: &EncryptionContext, dk: &SecretKey) -> Vec<u8> {
+        let nonce = [7u8; 12];
+        let mut aad = vec![1u8];
+        aad.extend_from_slice(&wrap_aad(key_id, FIRST_VERSION, ctx));
+        let mut blob = vec![LOCAL_BLOB_VERSION];
+        blob.extend_from_slice(&FIRST_VERSION.to_be_bytes());
+        blob.push(1);
+        blob.extend_from_slice(&nonce);
+        let master = kms.master_key(key_id, FIRST_VERSION);
+        Cipher::new(CipherSuite::Aes256Gcm, &master).seal_append(
+            &nonce,
+            &aad,
+            dk.as_bytes(),
+            &mut blob,
+        );
+        blob
+    }
+
+    #[tokio::test]
+    async fn blobs_with_a_version_1_sealed_key_stay_readable() {
+        let kms = LocalKms::new(
+            SecretKey::from_bytes([0x5A; 32]),
+            Arc::new(SeededEntropy::new(1)),
+        );
+        let ctx: EncryptionContext = [("bucket", "photos")].into_iter().collect();
+        let dk = SecretKey::from_bytes([0x42; 32]);
+        let blob = old_blob(&kms, DEFAULT_KEY_ID, &ctx, &dk);
+        assert_eq!(blob.len(), 66);
+        assert_eq!(blob.len(), LOCAL_BLOB_LEN_SEALED_V1);
+        let got = kms
+            .decrypt_data_key(DEFAULT_KEY_ID, &blob, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(got, dk);
+        let other: EncryptionContext = [("bucket", "other")].into_iter().collect();
+        assert_eq!(
+            kms.decrypt_data_key(DEFAULT_KEY_ID, &blob, &other).await,
+            Err(KmsError::InvalidCiphertext)
+        );
+        // New blobs are one byte longer (the sealed key's algorithm id).
+        let new = kms.generate_data_key(DEFAULT_KEY_ID, &ctx).await.unwrap();
+        assert_eq!(new.ciphertext.len(), 67);
+        assert_eq!(new.ciphertext[5], 2, "sealed key version 2");
+        // A new blob cut to the old length, or an old one padded, does not open.
+        for bad in [
+            new.ciphertext[..66].to_vec(),
+            [&blob[..], &[0u8][..]].concat(),
+        ] {
+            assert_eq!(
+                kms.decrypt_data_key(DEFAULT_KEY_ID, &bad, &ctx).await,
+                Err(KmsError::InvalidCiphertext)
+            );
+        }
     }
 }

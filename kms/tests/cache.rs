@@ -233,3 +233,47 @@ async fn errors_pass_through_uncached() {
     assert_eq!(cache.list_keys().await.unwrap().len(), 2);
     cache.health().await.unwrap();
 }
+
+/// Records every lookup the cache reports.
+#[derive(Default)]
+struct Events(std::sync::Mutex<Vec<(&'static str, bool)>>);
+
+impl coffer_kms::CacheEvents for Events {
+    fn lookup(&self, operation: &'static str, hit: bool) {
+        self.0.lock().unwrap().push((operation, hit));
+    }
+}
+
+#[tokio::test]
+async fn reports_hits_and_misses() {
+    let (_inner, _clock, cache) = setup(CacheConfig::default());
+    let events = Arc::new(Events::default());
+    let cache = cache.with_events(events.clone());
+    let dk = cache
+        .generate_data_key(DEFAULT_KEY_ID, &ctx("b"))
+        .await
+        .unwrap();
+    cache
+        .generate_data_key(DEFAULT_KEY_ID, &ctx("b"))
+        .await
+        .unwrap();
+    // The generated key's plaintext is cached for reads, so this decrypt hits.
+    cache
+        .decrypt_data_key(DEFAULT_KEY_ID, &dk.ciphertext, &ctx("b"))
+        .await
+        .unwrap();
+    cache.clear();
+    cache
+        .decrypt_data_key(DEFAULT_KEY_ID, &dk.ciphertext, &ctx("b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        *events.0.lock().unwrap(),
+        vec![
+            ("generate_data_key", false),
+            ("generate_data_key", true),
+            ("decrypt_data_key", true),
+            ("decrypt_data_key", false),
+        ]
+    );
+}

@@ -25,6 +25,12 @@ pub struct BucketEncryptionRecord {
     pub algorithm: String,
     /// The KMS key id for SSE-KMS; `None` means the cluster's default KMS key.
     pub kms_key_id: Option<String>,
+    /// Data cipher of new objects (`"AES256"` or `"CHACHA20-POLY1305"`); `None` is AES-256-GCM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    /// S3 Bucket Keys for SSE-KMS objects.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bucket_key_enabled: bool,
 }
 
 /// An object's committed metadata.

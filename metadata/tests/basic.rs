@@ -69,6 +69,8 @@ async fn bucket_encryption_set_and_clear() {
     let kms = BucketEncryptionRecord {
         algorithm: "aws:kms".to_owned(),
         kms_key_id: Some("key-1".to_owned()),
+        cipher: None,
+        bucket_key_enabled: true,
     };
     store
         .set_bucket_encryption("b", Some(kms.clone()))

@@ -15,6 +15,8 @@ async fn populate(store: &MetaStore) {
             Some(BucketEncryptionRecord {
                 algorithm: "AES256".to_owned(),
                 kms_key_id: None,
+                cipher: Some("CHACHA20-POLY1305".to_owned()),
+                bucket_key_enabled: false,
             }),
         )
         .await

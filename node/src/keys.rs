@@ -21,21 +21,42 @@ pub struct NewObjectKey {
     pub record: SseRecord,
 }
 
+/// How a new object's key is to be protected.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    /// SSE mode.
+    pub mode: SseMode,
+    /// KMS key, if not the default.
+    pub kms_key_id: Option<String>,
+    /// The client's SSE-KMS encryption context.
+    pub kms_context: Option<BTreeMap<String, String>>,
+    /// SSE-KMS: share a cached data key (S3 Bucket Key) instead of asking the KMS per object.
+    pub bucket_key: bool,
+    /// Data cipher.
+    pub suite: CipherSuite,
+}
+
 /// Issues and opens object keys.
 pub struct KeyService {
     kms: Arc<dyn Kms>,
+    provider: Arc<dyn Kms>,
     entropy: Arc<dyn Entropy>,
-    cipher: CipherSuite,
 }
 
 impl KeyService {
     /// A key service over `kms` (normally a data-key cache in front of the provider).
-    pub fn new(kms: Arc<dyn Kms>, entropy: Arc<dyn Entropy>, cipher: CipherSuite) -> Self {
+    pub fn new(kms: Arc<dyn Kms>, entropy: Arc<dyn Entropy>) -> Self {
         Self {
+            provider: kms.clone(),
             kms,
             entropy,
-            cipher,
         }
+    }
+
+    /// Uses `provider` directly for SSE-KMS objects without a bucket key (one data key each).
+    pub fn with_provider(mut self, provider: Arc<dyn Kms>) -> Self {
+        self.provider = provider;
+        self
     }
 
     /// The KMS behind this service.
@@ -48,26 +69,31 @@ impl KeyService {
         &self.entropy
     }
 
-    /// Creates and seals a fresh object key for `bucket/key`.
-    pub async fn seal_new(
+    /// Seals `oek` (a fresh random key when `None`) for `bucket/key` as `spec` says.
+    ///
+    /// Re-sealing an existing object key changes how it is protected without touching the data.
+    pub async fn seal(
         &self,
         bucket: &str,
         key: &str,
-        mode: SseMode,
-        kms_key_id: Option<String>,
+        spec: KeySpec,
         customer: Option<&SseCustomerKey>,
+        oek: Option<SecretKey>,
     ) -> Result<NewObjectKey, StoreError> {
-        let oek = SecretKey::random(self.entropy.as_ref());
+        let oek = oek.unwrap_or_else(|| SecretKey::random(self.entropy.as_ref()));
+        let mode = spec.mode;
         let context = kek_context(mode, bucket, key);
         let mut record = SseRecord {
             mode,
-            cipher: self.cipher.id(),
+            cipher: spec.suite.id(),
             kms_key_id: None,
             wrapped_data_key: None,
             sealed_oek: Vec::new(),
             ssec_salt: None,
             ssec_fingerprint: None,
             customer_key_md5: None,
+            kms_context: None,
+            bucket_key: false,
         };
         let kek = match mode {
             SseMode::Customer => {
@@ -81,14 +107,26 @@ impl KeyService {
                 coffer_crypto::ssec_kek(&c.key, &context)
             }
             SseMode::S3 | SseMode::Kms => {
-                let key_id = kms_key_id.unwrap_or_else(|| DEFAULT_KEY_ID.to_string());
-                let dk = self
-                    .kms
-                    .generate_data_key(&key_id, &kms_context(bucket))
+                let key_id = spec
+                    .kms_key_id
+                    .unwrap_or_else(|| DEFAULT_KEY_ID.to_string());
+                let user_ctx = if mode == SseMode::Kms {
+                    spec.kms_context.filter(|c| !c.is_empty())
+                } else {
+                    None
+                };
+                let ctx = kms_context(bucket, user_ctx.as_ref());
+                // SSE-S3 always shares bucket keys; SSE-KMS only when asked, as in S3.
+                let shared = mode == SseMode::S3 || spec.bucket_key;
+                let kms = if shared { &self.kms } else { &self.provider };
+                let dk = kms
+                    .generate_data_key(&key_id, &ctx)
                     .await
                     .map_err(kms_error)?;
                 record.kms_key_id = Some(dk.key_id.clone());
                 record.wrapped_data_key = Some(dk.ciphertext.clone());
+                record.kms_context = user_ctx;
+                record.bucket_key = mode == SseMode::Kms && spec.bucket_key;
                 coffer_crypto::derive_kek(&dk.plaintext, &context)
             }
         };
@@ -126,7 +164,11 @@ impl KeyService {
                 };
                 let dk = self
                     .kms
-                    .decrypt_data_key(key_id, wrapped, &kms_context(bucket))
+                    .decrypt_data_key(
+                        key_id,
+                        wrapped,
+                        &kms_context(bucket, record.kms_context.as_ref()),
+                    )
                     .await
                     .map_err(kms_error)?;
                 coffer_crypto::derive_kek(&dk, &context)
@@ -142,10 +184,11 @@ impl KeyService {
     }
 }
 
-/// The KMS encryption context: the bucket only, so one data key can serve many objects
-/// (as S3 Bucket Keys do); the object name is bound by the KEK derivation instead.
-fn kms_context(bucket: &str) -> EncryptionContext {
-    let mut m = BTreeMap::new();
+/// The KMS encryption context: the bucket plus the client's SSE-KMS context, so one data key can
+/// serve many objects (as S3 Bucket Keys do); the object name is bound by the KEK derivation.
+/// Client keys never start with `coffer:` (the S3 layer refuses them), so they cannot collide.
+fn kms_context(bucket: &str, user: Option<&BTreeMap<String, String>>) -> EncryptionContext {
+    let mut m = user.cloned().unwrap_or_default();
     m.insert("coffer:bucket".to_string(), bucket.to_string());
     EncryptionContext::from(m)
 }

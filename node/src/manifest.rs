@@ -6,7 +6,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Current manifest version; a change bumps it and keeps old versions readable.
-pub const MANIFEST_VERSION: u8 = 1;
+///
+/// Version 2 added the stream version and part number of segments, sealed user metadata, the
+/// SSE-KMS context and the bucket-key flag; every new field has a default, so version-1
+/// manifests read as before.
+pub const MANIFEST_VERSION: u8 = 2;
+/// Oldest manifest version this build reads.
+pub const OLDEST_MANIFEST_VERSION: u8 = 1;
 
 /// How an object's key is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +62,12 @@ pub struct SseRecord {
     /// SSE-C: the MD5 the client sent, echoed back in responses as S3 does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_key_md5: Option<String>,
+    /// SSE-KMS: the client's encryption context, bound into the KMS context of the data key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_context: Option<BTreeMap<String, String>>,
+    /// SSE-KMS: the data key is a cached S3 Bucket Key (shared by many objects).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bucket_key: bool,
 }
 
 /// Headers stored with the object.
@@ -65,9 +77,12 @@ pub struct StoredMeta {
     /// Standard headers (content-type, cache-control, ...), by lower-case name.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// `x-amz-meta-*` without the prefix.
-    #[serde(default)]
+    /// `x-amz-meta-*` without the prefix, in plaintext: only in version-1 manifests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user: BTreeMap<String, String>,
+    /// `x-amz-meta-*` sealed under the object key (docs/format/object-encryption.md).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_hex")]
+    pub user_sealed: Option<Vec<u8>>,
 }
 
 /// One encrypted, erasure-coded data stream: a whole object or one multipart part.
@@ -93,6 +108,16 @@ pub struct Segment {
     pub block_size: usize,
     /// Drive index holding shard i.
     pub drives: Vec<usize>,
+    /// Stream format version of the sealed data (1 for segments written before version 2).
+    #[serde(default = "stream_v1")]
+    pub stream_version: u8,
+    /// Part number bound into the stream (0 for a single-part object).
+    #[serde(default)]
+    pub part: u32,
+}
+
+fn stream_v1() -> u8 {
+    1
 }
 
 /// The manifest of a complete object.
@@ -130,7 +155,8 @@ pub struct UploadManifest {
 pub struct PartManifest {
     /// Format version.
     pub version: u8,
-    /// MD5 of the part's plaintext (hex), for the multipart ETag.
+    /// The part's ETag bytes (hex): the MD5 of its plaintext for SSE-S3, random otherwise;
+    /// the multipart ETag is the MD5 of these.
     pub md5: String,
     /// The part's data.
     pub segment: Segment,
@@ -175,7 +201,7 @@ pub fn decode_part(bytes: &[u8]) -> Result<PartManifest, ManifestError> {
 }
 
 fn check_version(v: u8) -> Result<(), ManifestError> {
-    if v == MANIFEST_VERSION {
+    if (OLDEST_MANIFEST_VERSION..=MANIFEST_VERSION).contains(&v) {
         Ok(())
     } else {
         Err(ManifestError::Version(v))
@@ -216,6 +242,20 @@ mod opt_hex {
 mod tests {
     use super::*;
 
+    /// A manifest exactly as version 1 wrote it (plaintext user metadata, no stream version).
+    const V1_MANIFEST: &str = r#"{"version":1,"meta":{"headers":{"content-type":"text/plain"},"user":{"color":"blue"}},"sse":{"mode":"S3","cipher":1,"kms_key_id":"coffer-default","wrapped_data_key":"0102","sealed_oek":"03"},"segments":[{"data_id":"00000000000000000000000000000000","plain_len":1,"sealed_len":17,"salt":"0000000000000000000000000000000000000000000000000000000000000000","codec":"rs-gf8-v1","data":1,"parity":0,"block_size":1048576,"drives":[0]}]}"#;
+
+    #[test]
+    fn version_1_manifests_stay_readable() {
+        let m = decode_object(V1_MANIFEST.as_bytes()).unwrap();
+        assert_eq!(m.version, 1);
+        assert_eq!(m.segments[0].stream_version, 1);
+        assert_eq!(m.segments[0].part, 0);
+        assert_eq!(m.meta.user.get("color").map(String::as_str), Some("blue"));
+        assert!(m.meta.user_sealed.is_none());
+        assert!(!m.sse.bucket_key);
+    }
+
     #[test]
     fn object_manifest_round_trips_and_pins_field_names() {
         let m = ObjectManifest {
@@ -230,6 +270,8 @@ mod tests {
                 ssec_salt: None,
                 ssec_fingerprint: None,
                 customer_key_md5: None,
+                kms_context: None,
+                bucket_key: false,
             },
             segments: vec![Segment {
                 data_id: "00".repeat(16),
@@ -241,6 +283,8 @@ mod tests {
                 parity: 0,
                 block_size: 1 << 20,
                 drives: vec![0],
+                stream_version: 2,
+                part: 0,
             }],
             parts_count: None,
         };
@@ -254,6 +298,10 @@ mod tests {
             assert!(text.contains(field), "{text}");
         }
         assert_eq!(decode_object(&bytes).unwrap(), m);
+        assert!(
+            !text.contains("\"user\""),
+            "empty plaintext metadata is not written: {text}"
+        );
         let mut newer = m.clone();
         newer.version = 9;
         assert!(matches!(

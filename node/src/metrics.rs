@@ -28,6 +28,24 @@ struct CryptoLabels {
     op: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KmsLabels {
+    provider: String,
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KmsOpLabels {
+    provider: String,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    operation: String,
+}
+
 /// The node's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -37,6 +55,10 @@ pub struct Metrics {
     bytes_out: Counter,
     crypto_ops: Family<CryptoLabels, Counter>,
     crypto_bytes: Family<CryptoLabels, Counter>,
+    kms_calls: Family<KmsLabels, Counter>,
+    kms_latency: Family<KmsOpLabels, Histogram>,
+    cache_hits: Family<CacheLabels, Counter>,
+    cache_misses: Family<CacheLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -79,6 +101,32 @@ impl Metrics {
             "Plaintext bytes encrypted or decrypted",
             crypto_bytes.clone(),
         );
+        let kms_calls = Family::<KmsLabels, Counter>::default();
+        let kms_latency = Family::<KmsOpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+        });
+        let cache_hits = Family::<CacheLabels, Counter>::default();
+        let cache_misses = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "kms_calls",
+            "Calls that reached the KMS provider, by operation and outcome (ok or error)",
+            kms_calls.clone(),
+        );
+        registry.register(
+            "kms_call_duration_seconds",
+            "Latency of calls to the KMS provider",
+            kms_latency.clone(),
+        );
+        registry.register(
+            "kms_cache_hits",
+            "Data-key cache lookups answered from the cache",
+            cache_hits.clone(),
+        );
+        registry.register(
+            "kms_cache_misses",
+            "Data-key cache lookups that went to the KMS provider",
+            cache_misses.clone(),
+        );
         Self {
             registry,
             requests,
@@ -87,7 +135,28 @@ impl Metrics {
             bytes_out,
             crypto_ops,
             crypto_bytes,
+            kms_calls,
+            kms_latency,
+            cache_hits,
+            cache_misses,
         }
+    }
+
+    /// Counts one call to the KMS provider.
+    pub fn record_kms_call(&self, provider: &str, operation: &str, ok: bool, secs: f64) {
+        self.kms_calls
+            .get_or_create(&KmsLabels {
+                provider: provider.to_string(),
+                operation: operation.to_string(),
+                outcome: if ok { "ok" } else { "error" }.to_string(),
+            })
+            .inc();
+        self.kms_latency
+            .get_or_create(&KmsOpLabels {
+                provider: provider.to_string(),
+                operation: operation.to_string(),
+            })
+            .observe(secs);
     }
 
     /// Counts an encrypted segment.
@@ -129,6 +198,21 @@ impl Metrics {
             .observe(r.duration_secs);
         self.bytes_in.inc_by(r.bytes_in);
         self.bytes_out.inc_by(r.bytes_out);
+    }
+}
+
+impl coffer_kms::CacheEvents for Metrics {
+    fn lookup(&self, operation: &'static str, hit: bool) {
+        let family = if hit {
+            &self.cache_hits
+        } else {
+            &self.cache_misses
+        };
+        family
+            .get_or_create(&CacheLabels {
+                operation: operation.to_string(),
+            })
+            .inc();
     }
 }
 

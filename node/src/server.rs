@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_crypto::{CipherSuite, Entropy, OsEntropy};
+use coffer_crypto::{Entropy, OsEntropy};
 use coffer_erasure::ErasureConfig;
 use coffer_kms::{DataKeyCache, Kms, LocalKms};
 use coffer_metadata::MetaStore;
@@ -16,6 +16,7 @@ use crate::actors::{DriveActors, KeyHandle, NodeSupervisor, SupervisorArgs};
 use crate::config::Config;
 use crate::drive::Drive;
 use crate::keys::KeyService;
+use crate::kms_meter::MeteredKms;
 use crate::metrics::{Metrics, Observer};
 use crate::seams::audit::AuditLog;
 use crate::seams::{Clock, DriveIo, FsDriveIo, SystemClock};
@@ -69,8 +70,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), NodeErr
 
     let kms_env = std::env::var("COFFER_KMS_LOCAL_KEY").ok();
     let root = secrets::kms_root_key(kms_env.as_deref(), &cfg.data, fs.as_ref(), entropy.as_ref())?;
+    let metrics = Arc::new(Metrics::new());
     let local: Arc<dyn Kms> = Arc::new(LocalKms::new(root, entropy.clone()));
-    let kms: Arc<dyn Kms> = Arc::new(DataKeyCache::with_defaults(local));
+    let provider: Arc<dyn Kms> = Arc::new(MeteredKms::new(local, metrics.clone()));
+    let kms: Arc<dyn Kms> =
+        Arc::new(DataKeyCache::with_defaults(provider.clone()).with_events(metrics.clone()));
 
     let creds_env = (
         std::env::var("COFFER_ROOT_USER").ok(),
@@ -119,18 +123,13 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), NodeErr
     let args = SupervisorArgs {
         drives: drives.clone(),
         drive_actors: drive_actors.clone(),
-        keys: Arc::new(KeyService::new(
-            kms.clone(),
-            entropy.clone(),
-            CipherSuite::Aes256Gcm,
-        )),
+        keys: Arc::new(KeyService::new(kms.clone(), entropy.clone()).with_provider(provider)),
         key_handle: key_handle.clone(),
     };
     let (supervisor, supervisor_handle) = Actor::spawn(None, NodeSupervisor, args)
         .await
         .map_err(|e| NodeError::Actor(e.to_string()))?;
 
-    let metrics = Arc::new(Metrics::new());
     let audit = match &cfg.audit_log {
         Some(p) => Some(AuditLog::open(p).map_err(io(format!("audit log {}", p.display())))?),
         None => None,

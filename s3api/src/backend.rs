@@ -161,9 +161,22 @@ pub enum SseRequest {
     Kms {
         /// `x-amz-server-side-encryption-aws-kms-key-id`, if given.
         key_id: Option<String>,
+        /// `x-amz-server-side-encryption-context`, decoded; bound into the KMS context.
+        context: Option<KmsContext>,
+        /// `x-amz-server-side-encryption-bucket-key-enabled`, if given.
+        bucket_key: Option<bool>,
     },
     /// SSE-C headers.
     Customer(SseCustomerKey),
+}
+
+/// A client's SSE-KMS encryption context: string pairs, bound into every KMS call for the object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KmsContext {
+    /// The pairs, in key order.
+    pub pairs: BTreeMap<String, String>,
+    /// The header value as the client sent it (base64 JSON), echoed in responses.
+    pub header: String,
 }
 
 /// The kind of server-side encryption an object is stored under.
@@ -186,6 +199,28 @@ pub struct SseInfo {
     pub kms_key_id: Option<String>,
     /// Base64 MD5 of the SSE-C key.
     pub customer_key_md5: Option<String>,
+    /// SSE-KMS encryption context as the client sent it (base64 JSON).
+    pub kms_context: Option<String>,
+    /// Whether an S3 Bucket Key protects the object (SSE-KMS).
+    pub bucket_key_enabled: bool,
+}
+
+impl SseInfo {
+    /// Facts of an SSE-S3 object.
+    pub fn s3() -> Self {
+        Self::of(SseKind::S3)
+    }
+
+    /// Facts of an object of `kind` with no key id, context or bucket key.
+    pub fn of(kind: SseKind) -> Self {
+        Self {
+            kind,
+            kms_key_id: None,
+            customer_key_md5: None,
+            kms_context: None,
+            bucket_key_enabled: false,
+        }
+    }
 }
 
 /// Headers stored with an object and returned on GET/HEAD.
@@ -373,6 +408,35 @@ pub enum SseAlgorithm {
     AwsKms,
 }
 
+/// The AEAD cipher a bucket's objects are sealed with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DataCipher {
+    /// AES-256-GCM (the default).
+    #[default]
+    Aes256Gcm,
+    /// ChaCha20-Poly1305.
+    ChaCha20Poly1305,
+}
+
+impl DataCipher {
+    /// The admin API's name: `AES256` or `CHACHA20-POLY1305`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Aes256Gcm => "AES256",
+            Self::ChaCha20Poly1305 => "CHACHA20-POLY1305",
+        }
+    }
+
+    /// Parses an admin API name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "AES256" => Some(Self::Aes256Gcm),
+            "CHACHA20-POLY1305" => Some(Self::ChaCha20Poly1305),
+            _ => None,
+        }
+    }
+}
+
 /// A bucket's default encryption.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketEncryption {
@@ -380,6 +444,54 @@ pub struct BucketEncryption {
     pub algorithm: SseAlgorithm,
     /// KMS key for SSE-KMS (or for SSE-S3 if set).
     pub kms_key_id: Option<String>,
+    /// Data cipher of new objects (any SSE mode).
+    pub cipher: DataCipher,
+    /// S3 Bucket Keys for SSE-KMS objects.
+    pub bucket_key_enabled: bool,
+}
+
+impl BucketEncryption {
+    /// A default of `algorithm` with the default cipher and no bucket key.
+    pub fn new(algorithm: SseAlgorithm, kms_key_id: Option<String>) -> Self {
+        Self {
+            algorithm,
+            kms_key_id,
+            cipher: DataCipher::default(),
+            bucket_key_enabled: false,
+        }
+    }
+}
+
+/// A multipart upload that was just created.
+#[derive(Debug, Clone)]
+pub struct UploadCreated {
+    /// Upload id.
+    pub upload_id: String,
+    /// The encryption its parts and the final object get.
+    pub sse: SseInfo,
+}
+
+/// An UploadPartCopy request: a byte range of an existing object becomes a part.
+#[derive(Debug)]
+pub struct UploadPartCopyRequest {
+    /// Destination bucket.
+    pub bucket: String,
+    /// Destination key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// Part number.
+    pub part_number: u32,
+    /// Source bucket.
+    pub src_bucket: String,
+    /// Source key.
+    pub src_key: String,
+    /// Inclusive source range, or the whole object.
+    pub src_range: Option<(u64, u64)>,
+    /// SSE-C key of the source.
+    pub src_sse_customer: Option<SseCustomerKey>,
+    /// SSE-C key of the upload.
+    pub sse_customer: Option<SseCustomerKey>,
 }
 
 /// A multipart upload in progress.
@@ -451,7 +563,7 @@ pub trait Backend: Send + Sync + 'static {
         key: &str,
         meta: ObjectMeta,
         sse: SseRequest,
-    ) -> StoreResult<String>;
+    ) -> StoreResult<UploadCreated>;
     /// Stores one part (`req.sse` carries the SSE-C key if the upload uses SSE-C); returns its ETag.
     async fn upload_part(
         &self,
@@ -459,6 +571,8 @@ pub trait Backend: Send + Sync + 'static {
         part_number: u32,
         req: PutObjectRequest,
     ) -> StoreResult<PartInfo>;
+    /// Stores a byte range of an existing object as one part (re-encrypted under the upload's key).
+    async fn upload_part_copy(&self, req: UploadPartCopyRequest) -> StoreResult<PartInfo>;
     /// Assembles the named parts into the object.
     async fn complete_multipart_upload(
         &self,
@@ -493,6 +607,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Health for `/api/v1/health`: Ok when the node can serve requests.
     async fn health(&self) -> StoreResult<serde_json::Value>;
+
+    /// Admin view of how an object is stored (encryption facts, segments); never a secret.
+    async fn admin_object(&self, bucket: &str, key: &str) -> StoreResult<serde_json::Value>;
+
+    /// Admin view of an upload in progress and its parts; never a secret.
+    async fn admin_upload(&self, bucket: &str, upload_id: &str) -> StoreResult<serde_json::Value>;
 }
 
 /// One finished S3 or admin request, for metrics and the audit log. Never holds a secret.

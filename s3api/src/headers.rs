@@ -8,7 +8,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result};
 use subtle::ConstantTimeEq as _;
 use zeroize::{Zeroize as _, Zeroizing};
 
-use crate::backend::{ObjectMeta, SseCustomerKey, SseInfo, SseKind, SseRequest};
+use crate::backend::{KmsContext, ObjectMeta, SseCustomerKey, SseInfo, SseKind, SseRequest};
 use crate::error::invalid_argument;
 
 /// AWS caps user-defined metadata (names plus values) at 2 KiB.
@@ -78,43 +78,89 @@ pub(crate) fn parse_sse_customer(mut h: SseCustomerHeaders) -> S3Result<Option<S
     }))
 }
 
+/// The SSE-KMS options of a request besides the key id.
+#[derive(Default)]
+pub(crate) struct KmsHeaders {
+    /// `x-amz-server-side-encryption-context` (base64 of a JSON object of strings).
+    pub context: Option<String>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`.
+    pub bucket_key: Option<bool>,
+}
+
+/// KMS limits an encryption context to 8 KiB; S3 to 4 KiB of header.
+const MAX_KMS_CONTEXT_BYTES: usize = 4096;
+
+/// Decodes `x-amz-server-side-encryption-context`.
+pub(crate) fn parse_kms_context(header: &str) -> S3Result<KmsContext> {
+    let bad = || {
+        invalid_argument(
+            "The header 'x-amz-server-side-encryption-context' shall be Base64-encoded UTF-8 string holding JSON which represents a string-string map",
+        )
+    };
+    if header.len() > MAX_KMS_CONTEXT_BYTES {
+        return Err(bad());
+    }
+    let raw = B64.decode(header.trim().as_bytes()).map_err(|_| bad())?;
+    let value: serde_json::Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(bad());
+    };
+    let mut pairs = std::collections::BTreeMap::new();
+    for (k, v) in map {
+        let serde_json::Value::String(v) = v else {
+            return Err(bad());
+        };
+        if k.is_empty() || k.starts_with("coffer:") || k.starts_with("aws:") {
+            // Reserved: the node binds its own pairs under these prefixes.
+            return Err(invalid_argument(format!(
+                "Encryption context key {k:?} is empty or uses a reserved prefix"
+            )));
+        }
+        pairs.insert(k, v);
+    }
+    Ok(KmsContext {
+        pairs,
+        header: header.trim().to_owned(),
+    })
+}
+
+const KMS_ONLY: &str = "x-amz-server-side-encryption-aws-kms-key-id and x-amz-server-side-encryption-context are only valid with x-amz-server-side-encryption: aws:kms";
+
 /// Decides the requested encryption of a new object from its SSE headers.
 pub(crate) fn parse_sse_request(
     sse: Option<&ServerSideEncryption>,
     kms_key_id: Option<String>,
+    kms: KmsHeaders,
     customer: SseCustomerHeaders,
 ) -> S3Result<SseRequest> {
     let customer = parse_sse_customer(customer)?;
+    let kms_only = kms_key_id.is_some() || kms.context.is_some();
     match (sse.map(ServerSideEncryption::as_str), customer) {
         (Some(_), Some(_)) => Err(invalid_argument(
             "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
         )),
         (None, Some(key)) => {
-            if kms_key_id.is_some() {
-                return Err(invalid_argument(
-                    "x-amz-server-side-encryption-aws-kms-key-id is only valid with x-amz-server-side-encryption: aws:kms",
-                ));
+            if kms_only {
+                return Err(invalid_argument(KMS_ONLY));
             }
             Ok(SseRequest::Customer(key))
         }
         (None, None) => {
-            if kms_key_id.is_some() {
-                return Err(invalid_argument(
-                    "x-amz-server-side-encryption-aws-kms-key-id is only valid with x-amz-server-side-encryption: aws:kms",
-                ));
+            if kms_only {
+                return Err(invalid_argument(KMS_ONLY));
             }
             Ok(SseRequest::Default)
         }
         (Some(ServerSideEncryption::AES256), None) => {
-            if kms_key_id.is_some() {
-                return Err(invalid_argument(
-                    "x-amz-server-side-encryption-aws-kms-key-id is only valid with x-amz-server-side-encryption: aws:kms",
-                ));
+            if kms_only {
+                return Err(invalid_argument(KMS_ONLY));
             }
             Ok(SseRequest::S3)
         }
         (Some(ServerSideEncryption::AWS_KMS), None) => Ok(SseRequest::Kms {
             key_id: kms_key_id.filter(|k| !k.is_empty()),
+            context: kms.context.as_deref().map(parse_kms_context).transpose()?,
+            bucket_key: kms.bucket_key,
         }),
         (Some(other), None) => Err(invalid_argument(format!(
             "The encryption method specified is not supported: {other:?} (use AES256 or aws:kms)"
@@ -133,6 +179,10 @@ pub(crate) struct SseEcho {
     pub customer_algorithm: Option<String>,
     /// `x-amz-server-side-encryption-customer-key-MD5`.
     pub customer_key_md5: Option<String>,
+    /// `x-amz-server-side-encryption-context`.
+    pub kms_context: Option<String>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`.
+    pub bucket_key_enabled: Option<bool>,
 }
 
 /// The SSE headers S3 sends for an object stored under `info`.
@@ -149,6 +199,8 @@ pub(crate) fn sse_echo(info: &SseInfo) -> SseEcho {
                 ServerSideEncryption::AWS_KMS,
             )),
             kms_key_id: info.kms_key_id.clone(),
+            kms_context: info.kms_context.clone(),
+            bucket_key_enabled: info.bucket_key_enabled.then_some(true),
             ..SseEcho::default()
         },
         SseKind::Customer => SseEcho {
@@ -317,28 +369,36 @@ mod tests {
         let bad = ServerSideEncryption::from_static("aws:kms:dsse");
         let none = SseCustomerHeaders::default;
         assert!(matches!(
-            parse_sse_request(None, None, none()),
+            parse_sse_request(None, None, KmsHeaders::default(), none()),
             Ok(SseRequest::Default)
         ));
         assert!(matches!(
-            parse_sse_request(Some(&aes), None, none()),
+            parse_sse_request(Some(&aes), None, KmsHeaders::default(), none()),
             Ok(SseRequest::S3)
         ));
         assert!(matches!(
-            parse_sse_request(Some(&kms), Some("k1".into()), none()),
-            Ok(SseRequest::Kms { key_id: Some(ref k) }) if k == "k1"
+            parse_sse_request(Some(&kms), Some("k1".into()), KmsHeaders::default(), none()),
+            Ok(SseRequest::Kms { key_id: Some(ref k), .. }) if k == "k1"
         ));
         assert!(matches!(
-            parse_sse_request(Some(&kms), None, none()),
-            Ok(SseRequest::Kms { key_id: None })
+            parse_sse_request(Some(&kms), None, KmsHeaders::default(), none()),
+            Ok(SseRequest::Kms { key_id: None, .. })
         ));
-        assert!(parse_sse_request(Some(&bad), None, none()).is_err());
-        assert!(parse_sse_request(Some(&aes), Some("k".into()), none()).is_err());
-        assert!(parse_sse_request(None, Some("k".into()), none()).is_err());
-        let both = parse_sse_request(Some(&aes), None, key_headers(&[3u8; 32])).unwrap_err();
+        assert!(parse_sse_request(Some(&bad), None, KmsHeaders::default(), none()).is_err());
+        assert!(
+            parse_sse_request(Some(&aes), Some("k".into()), KmsHeaders::default(), none()).is_err()
+        );
+        assert!(parse_sse_request(None, Some("k".into()), KmsHeaders::default(), none()).is_err());
+        let both = parse_sse_request(
+            Some(&aes),
+            None,
+            KmsHeaders::default(),
+            key_headers(&[3u8; 32]),
+        )
+        .unwrap_err();
         assert_eq!(both.code(), &S3ErrorCode::InvalidArgument);
         assert!(matches!(
-            parse_sse_request(None, None, key_headers(&[3u8; 32])),
+            parse_sse_request(None, None, KmsHeaders::default(), key_headers(&[3u8; 32])),
             Ok(SseRequest::Customer(_))
         ));
     }
@@ -346,22 +406,70 @@ mod tests {
     #[test]
     fn echo_headers() {
         let e = sse_echo(&SseInfo {
-            kind: SseKind::Kms,
             kms_key_id: Some("k".into()),
-            customer_key_md5: None,
+            bucket_key_enabled: true,
+            ..SseInfo::of(SseKind::Kms)
         });
+        assert_eq!(e.bucket_key_enabled, Some(true));
         assert_eq!(
             e.server_side_encryption.as_ref().map(|s| s.as_str()),
             Some("aws:kms")
         );
         assert_eq!(e.kms_key_id.as_deref(), Some("k"));
         let c = sse_echo(&SseInfo {
-            kind: SseKind::Customer,
-            kms_key_id: None,
             customer_key_md5: Some("m".into()),
+            ..SseInfo::of(SseKind::Customer)
         });
         assert!(c.server_side_encryption.is_none());
         assert_eq!(c.customer_algorithm.as_deref(), Some("AES256"));
+    }
+
+    #[test]
+    fn kms_context() {
+        let kms = ServerSideEncryption::from_static("aws:kms");
+        let header = B64.encode(br#"{"project":"x","team":"y"}"#);
+        let r = parse_sse_request(
+            Some(&kms),
+            None,
+            KmsHeaders {
+                context: Some(header.clone()),
+                bucket_key: Some(true),
+            },
+            SseCustomerHeaders::default(),
+        )
+        .unwrap();
+        let SseRequest::Kms {
+            context: Some(c),
+            bucket_key: Some(true),
+            ..
+        } = r
+        else {
+            panic!("context not parsed");
+        };
+        assert_eq!(c.pairs.get("project").map(String::as_str), Some("x"));
+        assert_eq!(c.header, header);
+        for bad in [
+            "not base64!".to_owned(),
+            B64.encode(b"[1,2]"),
+            B64.encode(br#"{"a":1}"#),
+            B64.encode(br#"{"coffer:bucket":"b"}"#),
+            B64.encode(b"not json"),
+        ] {
+            let err = parse_kms_context(&bad).unwrap_err();
+            assert_eq!(err.code(), &S3ErrorCode::InvalidArgument, "{bad}");
+        }
+        let aes = ServerSideEncryption::from_static("AES256");
+        let err = parse_sse_request(
+            Some(&aes),
+            None,
+            KmsHeaders {
+                context: Some(header),
+                bucket_key: None,
+            },
+            SseCustomerHeaders::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), &S3ErrorCode::InvalidArgument);
     }
 
     #[test]

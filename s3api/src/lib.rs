@@ -20,7 +20,7 @@ pub use audit::{AuditedBody, RequestId, S3HttpService};
 pub use auth::Credentials;
 pub use backend::*;
 pub use error::{to_s3_error, wire_code, WireCode};
-pub use s3::CofferS3;
+pub use s3::{CofferS3, ConnectionInfo};
 pub use serve::{
     s3_service, serve_admin, serve_admin_with, serve_s3, serve_s3_with, ServeOptions,
     ServiceConfigError,

@@ -147,7 +147,13 @@ async fn serve_loop<S, B>(
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::warn!(server = name, %peer, error = %e, "could not set TCP_NODELAY");
                     }
-                    let conn = http.serve_connection(TokioIo::new(stream), svc.clone());
+                    let inner = svc.clone();
+                    let info = crate::s3::ConnectionInfo { peer, secure: false };
+                    let per_conn = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                        req.extensions_mut().insert(info);
+                        inner.call(req)
+                    });
+                    let conn = http.serve_connection(TokioIo::new(stream), per_conn);
                     let conn = graceful.watch(conn);
                     conns.spawn(async move {
                         if let Err(e) = conn.await {

@@ -20,9 +20,11 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config
 
 ACCESS_KEY = "coffertestroot"
@@ -271,3 +273,48 @@ def bucket(s3):
 def pseudo_random(n: int, seed: int) -> bytes:
     """Deterministic pseudo-random bytes (the same on every run)."""
     return random.Random(seed).randbytes(n)
+
+
+# ---- Admin API helpers (used by the SSE tests) ----------------------------------------------
+
+ADMIN_TIMEOUT_S = 60
+
+
+def admin_request(server: Coffer, method: str, path: str, body=None, auth: bool = True):
+    """One admin API request (JSON body if given); the status is recorded like S3 statuses, so a
+    5xx from the admin API fails the test too."""
+    headers = {"Authorization": f"Bearer {server.admin_token}"} if auth else {}
+    r = requests.request(method, server.admin_endpoint + path, json=body, headers=headers,
+                         timeout=ADMIN_TIMEOUT_S)
+    server.statuses.add(r.status_code, f"admin {method} {path}")
+    return r
+
+
+def admin_path(*segments: str) -> str:
+    """`/api/v1/buckets/...` with each segment percent-encoded ('/' kept inside object keys)."""
+    return "/api/v1/buckets/" + "/".join(quote(s, safe="/") for s in segments)
+
+
+def put_bucket_encryption(server: Coffer, bucket: str, cfg: dict):
+    return admin_request(server, "PUT", admin_path(bucket, "encryption"), cfg)
+
+
+def object_view(server: Coffer, bucket: str, key: str) -> dict:
+    """The admin view of an object's encryption layout; fails the test unless 200 JSON."""
+    r = admin_request(server, "GET", admin_path(bucket, "objects", key))
+    assert r.status_code == 200, f"admin object view {bucket}/{key}: {r.status_code} {r.text[:500]}"
+    return r.json()
+
+
+def upload_view(server: Coffer, bucket: str, upload_id: str) -> dict:
+    """The admin view of a multipart upload in progress; fails the test unless 200 JSON."""
+    r = admin_request(server, "GET", admin_path(bucket, "uploads", upload_id))
+    assert r.status_code == 200, f"admin upload view {upload_id}: {r.status_code} {r.text[:500]}"
+    return r.json()
+
+
+def metrics_text(server: Coffer) -> str:
+    r = requests.get(server.admin_endpoint + "/metrics", timeout=ADMIN_TIMEOUT_S)
+    server.statuses.add(r.status_code, "admin GET /metrics")
+    assert r.status_code == 200, r.text[:500]
+    return r.text

@@ -1,94 +1,69 @@
-//! Known answers: pinned output bytes, and an independent re-implementation of the documented
-//! format with the `aes-gcm` / `chacha20poly1305` / `hkdf` crates.
+//! Pinned output bytes of both stream versions and of the key derivations, checked against the
+//! independent implementation in `reference.rs`. The full vector files live in vectors.rs.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use coffer_crypto::{seal, seal_key, CipherSuite, SecretKey, SeededEntropy, PACKAGE_SIZE};
-use hkdf::Hkdf;
+use coffer_crypto::{seal, unseal_key, CipherSuite, SecretKey, SeededEntropy};
 use sha2::{Digest, Sha256};
 
+use crate::reference::{self, RefStream};
 use crate::support::*;
 
-/// The stream key as docs/format/stream.md describes it.
-fn reference_stream_key(suite: CipherSuite) -> [u8; 32] {
-    let hk = Hkdf::<Sha256>::new(Some(&SALT), oek().as_bytes());
-    let mut okm = [0u8; 32];
-    hk.expand_multi_info(&[b"coffer/stream/v1", &[0], &[suite.id()]], &mut okm)
-        .unwrap();
-    okm
-}
-
-fn reference_nonce(index: u64, is_final: bool) -> [u8; 12] {
-    let mut n = [0u8; 12];
-    n[..8].copy_from_slice(&index.to_be_bytes());
-    n[11] = u8::from(is_final);
-    n
-}
-
-/// Seals a stream package by package with the reference crates.
-fn reference_seal(suite: CipherSuite, data: &[u8]) -> Vec<u8> {
-    let key = reference_stream_key(suite);
-    let aad = [1u8, suite.id()];
-    let packages: Vec<&[u8]> = if data.is_empty() {
-        vec![&[][..]]
-    } else {
-        data.chunks(PACKAGE_SIZE).collect()
-    };
-    let mut out = Vec::new();
-    for (i, msg) in packages.iter().enumerate() {
-        let nonce = reference_nonce(i as u64, i + 1 == packages.len());
-        let payload = Payload { msg, aad: &aad };
-        let sealed = match suite {
-            CipherSuite::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(&key)
-                .unwrap()
-                .encrypt(aes_gcm::Nonce::from_slice(&nonce), payload)
-                .unwrap(),
-            CipherSuite::ChaCha20Poly1305 => {
-                chacha20poly1305::ChaCha20Poly1305::new_from_slice(&key)
-                    .unwrap()
-                    .encrypt(chacha20poly1305::Nonce::from_slice(&nonce), payload)
-                    .unwrap()
-            }
-        };
-        out.extend_from_slice(&sealed);
+fn reference(version: u8, suite: CipherSuite) -> RefStream {
+    let b = binding();
+    let bytes = reference::binding_bytes(&b.bucket, &b.object, &b.version_id, b.part);
+    match version {
+        1 => RefStream::v1(oek().as_bytes(), suite, &SALT),
+        _ => RefStream::v2(oek().as_bytes(), suite, &SALT, &bytes),
     }
-    out
 }
 
 #[test]
 fn ring_matches_the_reference_crates() {
-    for suite in CipherSuite::ALL {
-        for len in [0, 1, 100, PKG, PKG + 1, 3 * PKG + 5] {
-            let data = plaintext(len);
-            assert_eq!(
-                seal(key(suite), &data),
-                reference_seal(suite, &data),
-                "{suite:?} {len}"
-            );
+    for version in VERSIONS {
+        for suite in CipherSuite::ALL {
+            let r = reference(version, suite);
+            assert_eq!(key_in(version, suite).nonce_prefix(), r.prefix);
+            for len in [0, 1, 100, PKG, PKG + 1, 3 * PKG + 5] {
+                let data = plaintext(len);
+                let sealed = seal(key_in(version, suite), &data).unwrap();
+                assert!(sealed == r.seal(&data), "v{version} {suite:?} {len}");
+                assert!(
+                    r.open(len, &sealed) == Some(data),
+                    "v{version} {suite:?} {len}"
+                );
+            }
         }
     }
 }
 
+// Version 1 output, pinned before version 2 existed: old objects must keep opening.
 #[test]
-fn pinned_small_streams() {
+fn pinned_small_streams_v1() {
     let data = b"coffer";
     assert_eq!(
-        hex::encode(seal(key(CipherSuite::Aes256Gcm), data)),
+        hex::encode(seal(key_v1(CipherSuite::Aes256Gcm), data).unwrap()),
         "43af0292f64cd057e63570dd3f6ce2f5cf689d2729eb"
     );
     assert_eq!(
-        hex::encode(seal(key(CipherSuite::ChaCha20Poly1305), data)),
+        hex::encode(seal(key_v1(CipherSuite::ChaCha20Poly1305), data).unwrap()),
         "90b5eaea3997912d080610e170b49bca8903a385475d"
     );
     assert_eq!(
-        hex::encode(seal(key(CipherSuite::Aes256Gcm), b"")),
+        hex::encode(seal(key_v1(CipherSuite::Aes256Gcm), b"").unwrap()),
         "06348c487cc75446bc3c4030ca9a42c1"
     );
+    let sealed = hex::decode("43af0292f64cd057e63570dd3f6ce2f5cf689d2729eb").unwrap();
+    assert_eq!(
+        coffer_crypto::open(key_v1(CipherSuite::Aes256Gcm), 6, &sealed).unwrap(),
+        data
+    );
+    // The same bytes under a version-2 key of the same OEK and salt do not open.
+    assert!(coffer_crypto::open(key(CipherSuite::Aes256Gcm), 6, &sealed).is_err());
 }
 
 #[test]
-fn pinned_multi_package_streams() {
+fn pinned_multi_package_streams_v1() {
     let data = plaintext(3 * PKG + 5);
-    let digest = |suite| hex::encode(Sha256::digest(seal(key(suite), &data)));
+    let digest = |suite| hex::encode(Sha256::digest(seal(key_v1(suite), &data).unwrap()));
     assert_eq!(
         digest(CipherSuite::Aes256Gcm),
         "900246008acce78ea38bf6e01f9917c8765bb5c3270e25edef2fab83f2621a1d"
@@ -99,35 +74,64 @@ fn pinned_multi_package_streams() {
     );
 }
 
+// A version-1 sealed key written by the version-1 `seal_key` (SeededEntropy(42) nonce).
+const PINNED_V1_SEALED_KEY: &str = "017848b5d711bc9883996317a36d35f138a80198a65584ca8720a154d303280902d3b123d91cb6707afc6c6df337cf1676ad589b891484bb7399870c1f";
+
 #[test]
-fn pinned_sealed_key() {
+fn pinned_sealed_key_v1_stays_readable() {
     let kek = SecretKey::from_bytes([0x44; 32]);
     let oek = SecretKey::from_bytes([0x55; 32]);
-    let rng = SeededEntropy::new(42);
-    let blob = seal_key(&kek, &oek, b"bucket/object", &rng);
-    assert_eq!(hex::encode(&blob), "017848b5d711bc9883996317a36d35f138a80198a65584ca8720a154d303280902d3b123d91cb6707afc6c6df337cf1676ad589b891484bb7399870c1f");
-    // Independent open: version ‖ nonce ‖ AES-256-GCM(ct ‖ tag), AAD = version ‖ aad.
-    let plain = aes_gcm::Aes256Gcm::new_from_slice(kek.as_bytes())
-        .unwrap()
-        .decrypt(
-            aes_gcm::Nonce::from_slice(&blob[1..13]),
-            Payload {
-                msg: &blob[13..],
-                aad: b"\x01bucket/object",
-            },
-        )
-        .unwrap();
-    assert_eq!(plain, oek.as_bytes());
+    let blob = hex::decode(PINNED_V1_SEALED_KEY).unwrap();
+    assert_eq!(blob.len(), coffer_crypto::SEALED_KEY_LEN_V1);
+    let mut nonce = [0u8; 12];
+    coffer_crypto::Entropy::fill(&SeededEntropy::new(42), &mut nonce);
+    assert_eq!(&blob[1..13], &nonce);
+    assert_eq!(
+        reference::seal_key_v1(kek.as_bytes(), oek.as_bytes(), b"bucket/object", &nonce),
+        blob
+    );
+    assert_eq!(unseal_key(&kek, &blob, b"bucket/object").unwrap(), oek);
+}
+
+#[test]
+fn pinned_sealed_key_v2() {
+    let kek = SecretKey::from_bytes([0x44; 32]);
+    let oek = SecretKey::from_bytes([0x55; 32]);
+    for suite in CipherSuite::ALL {
+        let blob = coffer_crypto::seal_key_with(
+            suite,
+            &kek,
+            &oek,
+            b"bucket/object",
+            &SeededEntropy::new(42),
+        );
+        assert_eq!(blob.len(), coffer_crypto::SEALED_KEY_LEN);
+        assert_eq!(&blob[..2], &[2, suite.id()]);
+        let nonce: [u8; 12] = blob[2..14].try_into().unwrap();
+        assert_eq!(
+            reference::seal_key_v2(
+                suite,
+                kek.as_bytes(),
+                oek.as_bytes(),
+                b"bucket/object",
+                &nonce
+            ),
+            blob
+        );
+        assert_eq!(unseal_key(&kek, &blob, b"bucket/object").unwrap(), oek);
+    }
+    let aes = coffer_crypto::seal_key(&kek, &oek, b"bucket/object", &SeededEntropy::new(42));
+    assert_eq!(&aes[..2], &[2, 1], "seal_key writes v2 with AES-256-GCM");
 }
 
 #[test]
 fn pinned_derivations() {
     let dk = SecretKey::from_bytes([0x66; 32]);
     let kek = coffer_crypto::derive_kek(&dk, b"ctx");
-    let hk = Hkdf::<Sha256>::new(None, dk.as_bytes());
-    let mut okm = [0u8; 32];
-    hk.expand(b"coffer/kek/v1\0ctx", &mut okm).unwrap();
-    assert_eq!(kek.as_bytes(), &okm);
+    assert_eq!(
+        kek.as_bytes(),
+        &reference::hkdf32(dk.as_bytes(), None, "coffer/kek/v1", b"ctx")
+    );
     assert_eq!(
         hex::encode(kek.as_bytes()),
         "eb8e0648dc308a4d482fe5e0557415cec3e28e0d38bb409e87fecbf9a64c0f57"

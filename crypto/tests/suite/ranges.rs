@@ -95,7 +95,7 @@ fn every_kind_of_range() {
     let len = LEN as u64;
     let pkg = PKG as u64;
     for suite in CipherSuite::ALL {
-        let sealed = seal(key(suite), &data);
+        let sealed = seal(key(suite), &data).unwrap();
         let cases = [
             (0, 0),
             (len - 1, len - 1),
@@ -117,7 +117,7 @@ fn every_kind_of_range() {
 fn range_of_exact_multiple_length() {
     let rng = SeededEntropy::new(4);
     let data = plaintext(2 * PKG);
-    let sealed = seal(key(CipherSuite::Aes256Gcm), &data);
+    let sealed = seal(key(CipherSuite::Aes256Gcm), &data).unwrap();
     let len = data.len() as u64;
     check(
         CipherSuite::Aes256Gcm,
@@ -138,7 +138,7 @@ proptest! {
         let (first, last) = (a.min(b), a.max(b));
         let rng = SeededEntropy::new(seed);
         let data = plaintext(LEN);
-        let sealed = seal(key(CipherSuite::ChaCha20Poly1305), &data);
+        let sealed = seal(key(CipherSuite::ChaCha20Poly1305), &data).unwrap();
         let plan = plan_range(LEN as u64, first, last).unwrap();
         prop_assert_eq!(plan.len, last - first + 1);
         let got = open_plan(key(CipherSuite::ChaCha20Poly1305), LEN as u64, &plan, &sealed, &rng).unwrap();

@@ -23,30 +23,47 @@ fn sealed_len_formula() {
 #[test]
 fn round_trip_fixed_sizes_random_chunking() {
     let rng = SeededEntropy::new(7);
-    for suite in CipherSuite::ALL {
-        for &len in &SIZES {
-            let data = plaintext(len);
-            for max_chunk in [1 + PKG / 3, PKG + 7, 4 * PKG] {
-                let sealed = seal_chunked(suite, &data, &rng, max_chunk);
+    for version in VERSIONS {
+        for suite in CipherSuite::ALL {
+            for &len in &SIZES {
+                let data = plaintext(len);
+                let whole = seal(key_in(version, suite), &data).unwrap();
+                for max_chunk in [1 + PKG / 3, PKG + 7, 4 * PKG] {
+                    let sealed = seal_with(key_in(version, suite), &data, &rng, max_chunk);
+                    assert_eq!(
+                        sealed.len() as u64,
+                        sealed_len(len as u64),
+                        "v{version} {suite:?} {len}"
+                    );
+                    assert_eq!(sealed, whole, "chunking changes nothing");
+                    let opened = open_plan(
+                        key_in(version, suite),
+                        len as u64,
+                        &plan_full(len as u64),
+                        &sealed,
+                        &rng,
+                    )
+                    .unwrap();
+                    assert_eq!(opened, data, "v{version} {suite:?} len {len}");
+                }
                 assert_eq!(
-                    sealed.len() as u64,
-                    sealed_len(len as u64),
-                    "{suite:?} {len}"
+                    open(key_in(version, suite), len as u64, &whole).unwrap(),
+                    data
                 );
-                assert_eq!(sealed, seal(key(suite), &data), "chunking changes nothing");
-                let opened = open_plan(
-                    key(suite),
-                    len as u64,
-                    &plan_full(len as u64),
-                    &sealed,
-                    &rng,
-                )
-                .unwrap();
-                assert_eq!(opened, data, "{suite:?} len {len}");
             }
-            let sealed = seal(key(suite), &data);
-            assert_eq!(open(key(suite), len as u64, &sealed).unwrap(), data);
         }
+    }
+}
+
+#[test]
+fn the_versions_differ() {
+    let data = plaintext(100);
+    for suite in CipherSuite::ALL {
+        let v1 = seal(key_v1(suite), &data).unwrap();
+        let v2 = seal(key(suite), &data).unwrap();
+        assert_ne!(v1, v2);
+        assert!(open(key(suite), 100, &v1).is_err());
+        assert!(open(key_v1(suite), 100, &v2).is_err());
     }
 }
 
@@ -69,8 +86,8 @@ fn byte_at_a_time_small() {
 fn the_two_suites_differ() {
     let data = plaintext(100);
     assert_ne!(
-        seal(key(CipherSuite::Aes256Gcm), &data),
-        seal(key(CipherSuite::ChaCha20Poly1305), &data)
+        seal(key(CipherSuite::Aes256Gcm), &data).unwrap(),
+        seal(key(CipherSuite::ChaCha20Poly1305), &data).unwrap()
     );
 }
 

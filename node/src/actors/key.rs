@@ -9,23 +9,23 @@ use coffer_s3api::backend::{SseCustomerKey, StoreError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use zeroize::Zeroizing;
 
-use crate::keys::{kms_error, KeyService, NewObjectKey};
-use crate::manifest::{SseMode, SseRecord};
+use crate::keys::{kms_error, KeyService, KeySpec, NewObjectKey};
+use crate::manifest::SseRecord;
 
 /// Messages the key actor takes.
 pub enum KeyMsg {
-    /// A fresh object key sealed for `bucket/key`.
-    SealNew {
+    /// An object key (fresh, or the given one re-sealed) sealed for `bucket/key`.
+    Seal {
         /// Bucket.
         bucket: String,
         /// Object key.
         key: String,
-        /// SSE mode.
-        mode: SseMode,
-        /// KMS key, if not the default.
-        kms_key_id: Option<String>,
+        /// How to protect it.
+        spec: KeySpec,
         /// SSE-C key.
         customer: Option<SseCustomerKey>,
+        /// An existing object key to re-seal; `None` for a fresh one.
+        oek: Option<SecretKey>,
         /// Answer.
         reply: RpcReplyPort<Result<NewObjectKey, StoreError>>,
     },
@@ -77,18 +77,16 @@ impl Actor for KeyActor {
     ) -> Result<(), ActorProcessingErr> {
         let svc = svc.clone();
         match msg {
-            KeyMsg::SealNew {
+            KeyMsg::Seal {
                 bucket,
                 key,
-                mode,
-                kms_key_id,
+                spec,
                 customer,
+                oek,
                 reply,
             } => {
                 tokio::spawn(async move {
-                    let r = svc
-                        .seal_new(&bucket, &key, mode, kms_key_id, customer.as_ref())
-                        .await;
+                    let r = svc.seal(&bucket, &key, spec, customer.as_ref(), oek).await;
                     let _ = reply.send(r);
                 });
             }
@@ -157,18 +155,43 @@ impl KeyHandle {
         &self,
         bucket: &str,
         key: &str,
-        mode: SseMode,
-        kms_key_id: Option<String>,
+        spec: KeySpec,
         customer: Option<&SseCustomerKey>,
+    ) -> Result<NewObjectKey, StoreError> {
+        self.seal(bucket, key, spec, customer, None).await
+    }
+
+    /// Seals an existing object key anew (a copy onto itself with new encryption settings).
+    pub async fn reseal(
+        &self,
+        bucket: &str,
+        key: &str,
+        spec: KeySpec,
+        customer: Option<&SseCustomerKey>,
+        oek: SecretKey,
+    ) -> Result<SseRecord, StoreError> {
+        Ok(self
+            .seal(bucket, key, spec, customer, Some(oek))
+            .await?
+            .record)
+    }
+
+    async fn seal(
+        &self,
+        bucket: &str,
+        key: &str,
+        spec: KeySpec,
+        customer: Option<&SseCustomerKey>,
+        oek: Option<SecretKey>,
     ) -> Result<NewObjectKey, StoreError> {
         let customer = copy_customer(customer);
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        self.ask(|reply| KeyMsg::SealNew {
+        self.ask(|reply| KeyMsg::Seal {
             bucket,
             key,
-            mode,
-            kms_key_id,
+            spec,
             customer,
+            oek,
             reply,
         })
         .await

@@ -199,11 +199,7 @@ mod tests {
             coffer_crypto::SecretKey::from_bytes([7; 32]),
             entropy.clone(),
         ));
-        let keys = Arc::new(KeyService::new(
-            kms,
-            entropy,
-            coffer_crypto::CipherSuite::Aes256Gcm,
-        ));
+        let keys = Arc::new(KeyService::new(kms, entropy));
         let args = SupervisorArgs {
             drives: vec![drive],
             drive_actors: DriveActors::default(),
@@ -256,7 +252,18 @@ mod tests {
         let (_dir, sup, handle, h) = start().await;
         let sealed = h
             .key_handle
-            .seal_new("bkt", "obj", SseMode::S3, None, None)
+            .seal_new(
+                "bkt",
+                "obj",
+                crate::keys::KeySpec {
+                    mode: SseMode::S3,
+                    kms_key_id: None,
+                    kms_context: None,
+                    bucket_key: false,
+                    suite: coffer_crypto::CipherSuite::Aes256Gcm,
+                },
+                None,
+            )
             .await
             .unwrap();
         let opened = h
@@ -265,6 +272,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(opened.as_bytes(), sealed.oek.as_bytes());
+        // Re-sealing keeps the object key and changes only how it is wrapped.
+        let spec = crate::keys::KeySpec {
+            mode: SseMode::Kms,
+            kms_key_id: None,
+            kms_context: Some([("team".to_string(), "a".to_string())].into()),
+            bucket_key: false,
+            suite: coffer_crypto::CipherSuite::Aes256Gcm,
+        };
+        let resealed = h
+            .key_handle
+            .reseal("bkt", "obj", spec, None, opened.clone())
+            .await
+            .unwrap();
+        assert_ne!(resealed.sealed_oek, sealed.record.sealed_oek);
+        assert_eq!(resealed.mode, SseMode::Kms);
+        let reopened = h
+            .key_handle
+            .open("bkt", "obj", &resealed, None)
+            .await
+            .unwrap();
+        assert_eq!(reopened.as_bytes(), sealed.oek.as_bytes());
+        // The client's KMS context is part of the KMS context: changing it breaks the unwrap.
+        let mut wrong_ctx = resealed.clone();
+        wrong_ctx.kms_context = Some([("team".to_string(), "b".to_string())].into());
+        assert!(h
+            .key_handle
+            .open("bkt", "obj", &wrong_ctx, None)
+            .await
+            .is_err());
         // Bound to the object's name: the same record does not open for another key.
         assert!(h
             .key_handle

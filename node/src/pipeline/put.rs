@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use coffer_crypto::{Encryptor, SecretKey};
+use coffer_crypto::{Encryptor, SecretKey, StreamBinding};
 use coffer_erasure::{Codec, ErasureConfig, ShardHeader};
 use coffer_s3api::backend::StoreError;
 use tokio::sync::mpsc;
@@ -37,7 +37,9 @@ pub struct SegmentWriter {
     drives: Vec<usize>,
     shard_drives: Vec<Arc<Drive>>,
     encryptor: Option<Encryptor>,
-    md5: Md5Worker,
+    md5: Option<Md5Worker>,
+    part: u32,
+    stream_version: u8,
     pending: Vec<u8>,
     sealed_len: u64,
     plain_len: u64,
@@ -49,25 +51,32 @@ pub struct SegmentWriter {
 pub struct WrittenSegment {
     /// Manifest entry.
     pub segment: Segment,
-    /// MD5 of the plaintext.
-    pub md5: [u8; 16],
+    /// MD5 of the plaintext, when it was asked for.
+    pub md5: Option<[u8; 16]>,
     /// Shards that failed to write (for the heal queue).
     pub failed_shards: Vec<usize>,
 }
 
 impl SegmentWriter {
     /// Opens shard writers on `drives` (one per shard, by placement).
+    ///
+    /// `binding` names the object and part the stream belongs to; `with_md5` asks for the MD5
+    /// of the plaintext (S3 needs it only for SSE-S3 ETags, and it is the slowest stage).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         data_id: DataId,
         salt: [u8; 32],
         oek: &SecretKey,
         suite: coffer_crypto::CipherSuite,
+        binding: &StreamBinding,
+        with_md5: bool,
         cfg: ErasureConfig,
         placement: Vec<usize>,
         all_drives: &[Arc<Drive>],
     ) -> Result<Self, StoreError> {
         let codec = Codec::new(cfg).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let key = coffer_crypto::derive_stream_key(oek, suite, &salt);
+        let key = coffer_crypto::derive_stream_key(oek, suite, &salt, binding);
+        let stream_version = key.version();
         let mut writers = Vec::with_capacity(placement.len());
         let shard_drives: Vec<Arc<Drive>> =
             placement.iter().map(|&d| all_drives[d].clone()).collect();
@@ -85,7 +94,9 @@ impl SegmentWriter {
             drives: placement,
             shard_drives,
             encryptor: Some(Encryptor::new(key)),
-            md5: Md5Worker::start(),
+            md5: with_md5.then(Md5Worker::start),
+            part: binding.part,
+            stream_version,
             pending: Vec::with_capacity(cfg.block_size + 2 * coffer_crypto::PACKAGE_SIZE),
             sealed_len: 0,
             plain_len: 0,
@@ -101,12 +112,15 @@ impl SegmentWriter {
 
     /// Encrypts and writes a chunk of plaintext.
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
-        if !self.md5.update(chunk.clone()).await {
-            return Err(StoreError::Internal("MD5 worker stopped".into()));
+        if let Some(md5) = &self.md5 {
+            if !md5.update(chunk.clone()).await {
+                return Err(StoreError::Internal("MD5 worker stopped".into()));
+            }
         }
         self.plain_len += chunk.len() as u64;
         if let Some(enc) = self.encryptor.as_mut() {
-            enc.push(&chunk, &mut self.pending);
+            enc.push(&chunk, &mut self.pending)
+                .map_err(|_| StoreError::EntityTooLarge)?;
         }
         while self.pending.len() >= self.cfg.block_size {
             let rest = self.pending.split_off(self.cfg.block_size);
@@ -140,7 +154,8 @@ impl SegmentWriter {
     pub async fn finish(mut self) -> Result<WrittenSegment, StoreError> {
         let mut tail = std::mem::take(&mut self.pending);
         if let Some(enc) = self.encryptor.take() {
-            enc.finish(&mut tail);
+            enc.finish(&mut tail)
+                .map_err(|_| StoreError::EntityTooLarge)?;
         }
         let mut off = 0;
         while off < tail.len() {
@@ -180,11 +195,14 @@ impl SegmentWriter {
             }
             return Err(StoreError::Unavailable);
         }
-        let md5 = self
-            .md5
-            .finish()
-            .await
-            .ok_or(StoreError::Internal("MD5 worker failed".into()))?;
+        let md5 = match self.md5.take() {
+            Some(w) => Some(
+                w.finish()
+                    .await
+                    .ok_or(StoreError::Internal("MD5 worker failed".into()))?,
+            ),
+            None => None,
+        };
         Ok(WrittenSegment {
             segment: Segment {
                 data_id: self.data_id.to_hex(),
@@ -196,6 +214,8 @@ impl SegmentWriter {
                 parity: self.cfg.parity,
                 block_size: self.cfg.block_size,
                 drives: self.drives.clone(),
+                stream_version: self.stream_version,
+                part: self.part,
             },
             md5,
             failed_shards: failed,

@@ -2,6 +2,7 @@
 //! their own modules.
 
 mod errors;
+mod inspect;
 mod multipart;
 mod objects;
 mod read;
@@ -12,9 +13,10 @@ use coffer_crypto::Entropy;
 use coffer_erasure::ErasureConfig;
 use coffer_metadata::{BucketEncryptionRecord, MetaStore};
 use coffer_s3api::backend::{
-    Backend, BucketEncryption, BucketInfo, ByteStream, CopyObjectRequest, GetObjectRequest,
-    GetObjectResult, ListPage, ListQuery, ObjectInfo, ObjectMeta, PartInfo, PutObjectRequest,
-    PutObjectResult, SseAlgorithm, SseCustomerKey, SseRequest, StoreError, StoreResult, UploadInfo,
+    Backend, BucketEncryption, BucketInfo, ByteStream, CopyObjectRequest, DataCipher,
+    GetObjectRequest, GetObjectResult, ListPage, ListQuery, ObjectInfo, ObjectMeta, PartInfo,
+    PutObjectRequest, PutObjectResult, SseAlgorithm, SseCustomerKey, SseRequest, StoreError,
+    StoreResult, UploadCreated, UploadInfo, UploadPartCopyRequest,
 };
 
 use crate::actors::{DriveActors, KeyHandle};
@@ -96,9 +98,15 @@ impl Backend for NodeService {
                 "aws:kms" => SseAlgorithm::AwsKms,
                 _ => return None,
             };
+            let cipher = match e.cipher.as_deref() {
+                Some(name) => DataCipher::from_name(name)?,
+                None => DataCipher::Aes256Gcm,
+            };
             Some(BucketEncryption {
                 algorithm,
                 kms_key_id: e.kms_key_id,
+                cipher,
+                bucket_key_enabled: e.bucket_key_enabled,
             })
         }))
     }
@@ -121,6 +129,11 @@ impl Backend for NodeService {
         let rec = config.map(|c| BucketEncryptionRecord {
             algorithm: algorithm_name(c.algorithm).to_string(),
             kms_key_id: c.kms_key_id,
+            cipher: match c.cipher {
+                DataCipher::Aes256Gcm => None,
+                other => Some(other.name().to_string()),
+            },
+            bucket_key_enabled: c.bucket_key_enabled,
         });
         self.meta
             .set_bucket_encryption(bucket, rec)
@@ -171,8 +184,12 @@ impl Backend for NodeService {
         key: &str,
         meta: ObjectMeta,
         sse: SseRequest,
-    ) -> StoreResult<String> {
+    ) -> StoreResult<UploadCreated> {
         self.create_upload_impl(bucket, key, meta, sse).await
+    }
+
+    async fn upload_part_copy(&self, req: UploadPartCopyRequest) -> StoreResult<PartInfo> {
+        self.upload_part_copy_impl(req).await
     }
 
     async fn upload_part(
@@ -254,6 +271,14 @@ impl Backend for NodeService {
             "drives": self.drives.len(),
             "erasure": format!("{}+{}", self.erasure.data, self.erasure.parity),
         }))
+    }
+
+    async fn admin_object(&self, bucket: &str, key: &str) -> StoreResult<serde_json::Value> {
+        self.inspect_object(bucket, key).await
+    }
+
+    async fn admin_upload(&self, bucket: &str, upload_id: &str) -> StoreResult<serde_json::Value> {
+        self.inspect_upload(bucket, upload_id).await
     }
 }
 

@@ -1,13 +1,16 @@
-//! Multipart uploads. The object key is sealed once at creation; every part is its own segment
-//! with a fresh random salt, so re-uploading a part never reuses a (key, nonce) pair.
+//! Multipart uploads. The object key is sealed once at creation; every part is its own stream
+//! with a fresh random salt, so each upload attempt of a part gets its own part key and nonce
+//! prefix and re-uploading a part never reuses a (key, nonce) pair.
 
 use coffer_metadata::{PartRecord, UploadRecord};
 use coffer_s3api::backend::{
-    ObjectMeta, PartInfo, PutObjectRequest, PutObjectResult, SseRequest, StoreError, StoreResult,
+    ByteStream, GetObjectRequest, ObjectMeta, PartInfo, PutObjectRequest, PutObjectResult,
+    RangeSpec, SseCustomerKey, SseRequest, StoreError, StoreResult, UploadCreated,
+    UploadPartCopyRequest,
 };
 use md5::{Digest, Md5};
 
-use super::objects::{check_customer_key, stored_meta};
+use super::objects::{check_customer_key, sse_info};
 use super::{meta_error, NodeService};
 use crate::manifest::{self, ObjectManifest, PartManifest, UploadManifest};
 
@@ -16,8 +19,18 @@ const MIN_PART_SIZE: u64 = 5 << 20;
 /// Highest part number.
 const MAX_PART_NUMBER: u32 = 10_000;
 
+fn check_part_number(n: u32) -> StoreResult<()> {
+    if (1..=MAX_PART_NUMBER).contains(&n) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidArgument(format!(
+            "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
+        )))
+    }
+}
+
 impl NodeService {
-    async fn load_upload(
+    pub(crate) async fn load_upload(
         &self,
         bucket: &str,
         key: &str,
@@ -37,21 +50,21 @@ impl NodeService {
         key: &str,
         meta: ObjectMeta,
         sse: SseRequest,
-    ) -> StoreResult<String> {
+    ) -> StoreResult<UploadCreated> {
         let rec = self.require_bucket(bucket).await?;
-        let (mode, kms_key) = Self::resolve_sse(&rec, &sse);
+        let spec = Self::resolve_sse(&rec, &sse);
         let customer = match &sse {
             SseRequest::Customer(c) => Some(c),
             _ => None,
         };
-        let sealed = self
-            .keys
-            .seal_new(bucket, key, mode, kms_key, customer)
-            .await?;
+        let sealed = self.keys.seal_new(bucket, key, spec, customer).await?;
         let upload_id = hex::encode(self.random::<24>());
+        // Sealed with the object's binding: the upload's metadata becomes the object's.
+        let stored = self.seal_meta(bucket, key, &meta, &sealed.oek, &sealed.record)?;
+        let info = sse_info(&sealed.record);
         let m = UploadManifest {
             version: manifest::MANIFEST_VERSION,
-            meta: stored_meta(&meta),
+            meta: stored,
             sse: sealed.record,
         };
         self.meta
@@ -64,7 +77,10 @@ impl NodeService {
             })
             .await
             .map_err(meta_error)?;
-        Ok(upload_id)
+        Ok(UploadCreated {
+            upload_id,
+            sse: info,
+        })
     }
 
     pub(crate) async fn upload_part_impl(
@@ -73,32 +89,96 @@ impl NodeService {
         part_number: u32,
         req: PutObjectRequest,
     ) -> StoreResult<PartInfo> {
-        if !(1..=MAX_PART_NUMBER).contains(&part_number) {
-            return Err(StoreError::InvalidArgument(format!(
-                "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
-            )));
-        }
-        let (_, um) = self.load_upload(&req.bucket, &req.key, upload_id).await?;
         let customer = match &req.sse {
             SseRequest::Customer(c) => Some(c),
             _ => None,
         };
-        check_customer_key(&um.sse, customer)?;
-        let oek = self
-            .keys
-            .open(&req.bucket, &req.key, &um.sse, customer)
+        self.store_part(
+            &req.bucket,
+            &req.key,
+            upload_id,
+            part_number,
+            customer,
+            req.body,
+            req.content_length,
+        )
+        .await
+    }
+
+    pub(crate) async fn upload_part_copy_impl(
+        &self,
+        req: UploadPartCopyRequest,
+    ) -> StoreResult<PartInfo> {
+        check_part_number(req.part_number)?;
+        // Refuse a bad upload or key before reading any source data.
+        let (_, um) = self
+            .load_upload(&req.bucket, &req.key, &req.upload_id)
             .await?;
+        check_customer_key(&um.sse, req.sse_customer.as_ref())?;
+        let (src_rec, _) = self.load_object(&req.src_bucket, &req.src_key).await?;
+        let range = match req.src_range {
+            None => None,
+            Some((first, last)) if last < src_rec.size => Some(RangeSpec::FromTo(first, last)),
+            Some(_) => {
+                return Err(StoreError::InvalidArgument(format!(
+                    "Range specified is not valid for source object of size: {}",
+                    src_rec.size
+                )))
+            }
+        };
+        let src = self
+            .get_object_impl(GetObjectRequest {
+                bucket: req.src_bucket.clone(),
+                key: req.src_key.clone(),
+                range,
+                sse_customer: req.src_sse_customer,
+            })
+            .await?;
+        let len = match src.range {
+            Some((a, b)) => b - a + 1,
+            None => src.info.size,
+        };
+        self.store_part(
+            &req.bucket,
+            &req.key,
+            &req.upload_id,
+            req.part_number,
+            req.sse_customer.as_ref(),
+            src.body,
+            Some(len),
+        )
+        .await
+    }
+
+    /// Encrypts `body` as part `part_number` under the upload's object key, in a stream of its
+    /// own (fresh salt: a re-uploaded part never reuses a key or nonce), and records it.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        customer: Option<&SseCustomerKey>,
+        body: ByteStream,
+        content_length: Option<u64>,
+    ) -> StoreResult<PartInfo> {
+        check_part_number(part_number)?;
+        let (_, um) = self.load_upload(bucket, key, upload_id).await?;
+        check_customer_key(&um.sse, customer)?;
+        let oek = self.keys.open(bucket, key, &um.sse, customer).await?;
         let written = self
             .write_body(
-                &req.bucket,
-                &req.key,
-                req.body,
-                req.content_length,
+                bucket,
+                key,
+                part_number,
+                body,
+                content_length,
                 &oek,
                 &um.sse,
             )
             .await?;
-        let etag = hex::encode(written.md5);
+        let etag = self.segment_etag(&written);
         let now = self.clock.now_ms();
         let size = written.segment.plain_len;
         let pm = PartManifest {
@@ -204,7 +284,7 @@ impl NodeService {
         }
         Ok(PutObjectResult {
             etag,
-            sse: super::objects::sse_info(&m.sse),
+            sse: sse_info(&m.sse),
             last_modified_ms: now,
         })
     }

@@ -1,8 +1,10 @@
 //! Single-part objects: PUT, GET, HEAD, COPY, LIST, and the helpers multipart shares.
 
+use std::collections::BTreeMap;
+
 use futures::StreamExt;
 
-use coffer_crypto::SecretKey;
+use coffer_crypto::{CipherSuite, SecretKey, StreamBinding};
 use coffer_metadata::{BucketRecord, ObjectRecord};
 use coffer_s3api::backend::{
     ByteStream, CopyObjectRequest, GetObjectRequest, GetObjectResult, ListPage, ListQuery,
@@ -12,45 +14,70 @@ use coffer_s3api::backend::{
 
 use super::{meta_error, NodeService};
 use crate::drive::DataId;
-use crate::keys::KeyService;
+use crate::keys::{KeyService, KeySpec};
 use crate::manifest::{self, ObjectManifest, Segment, SseMode, SseRecord, StoredMeta};
 use crate::pipeline::{SegmentWriter, WrittenSegment};
+use crate::sealed_meta;
 
 /// S3's limit for a single PUT (and for one part).
 pub(crate) const MAX_PUT_SIZE: u64 = 5 << 30;
+
+/// The version id of every object while buckets are unversioned.
+pub(crate) const NULL_VERSION: &str = "null";
 
 /// Keys sorting after every key that starts with a given common prefix.
 const PREFIX_SKIP: &str = "\u{10FFFF}\u{10FFFF}\u{10FFFF}\u{10FFFF}";
 
 impl NodeService {
-    /// Decides the SSE mode and KMS key of a new object from the request and the bucket default.
-    pub(crate) fn resolve_sse(
-        bucket: &BucketRecord,
-        sse: &SseRequest,
-    ) -> (SseMode, Option<String>) {
+    /// Decides how a new object in `bucket` is encrypted: the request's SSE headers, else the
+    /// bucket default, else SSE-S3; the data cipher is always the bucket's.
+    pub(crate) fn resolve_sse(bucket: &BucketRecord, sse: &SseRequest) -> KeySpec {
+        let enc = bucket.encryption.as_ref();
+        let suite = match enc.and_then(|e| e.cipher.as_deref()) {
+            Some("CHACHA20-POLY1305") => CipherSuite::ChaCha20Poly1305,
+            _ => CipherSuite::Aes256Gcm,
+        };
+        let bucket_kms_key = enc
+            .filter(|e| e.algorithm == "aws:kms")
+            .and_then(|e| e.kms_key_id.clone());
+        let bucket_key = enc.is_some_and(|e| e.bucket_key_enabled);
+        let spec = |mode, kms_key_id, kms_context, bucket_key| KeySpec {
+            mode,
+            kms_key_id,
+            kms_context,
+            bucket_key,
+            suite,
+        };
         match sse {
-            SseRequest::Customer(_) => (SseMode::Customer, None),
-            SseRequest::S3 => (SseMode::S3, None),
-            SseRequest::Kms { key_id } => {
-                let bucket_key = bucket
-                    .encryption
-                    .as_ref()
-                    .and_then(|e| e.kms_key_id.clone());
-                (SseMode::Kms, key_id.clone().or(bucket_key))
-            }
-            SseRequest::Default => match &bucket.encryption {
-                Some(e) if e.algorithm == "aws:kms" => (SseMode::Kms, e.kms_key_id.clone()),
-                Some(e) => (SseMode::S3, e.kms_key_id.clone()),
-                None => (SseMode::S3, None),
+            SseRequest::Customer(_) => spec(SseMode::Customer, None, None, false),
+            SseRequest::S3 => spec(SseMode::S3, None, None, false),
+            SseRequest::Kms {
+                key_id,
+                context,
+                bucket_key: asked,
+            } => spec(
+                SseMode::Kms,
+                key_id.clone().or(bucket_kms_key),
+                context.as_ref().map(|c| c.pairs.clone()),
+                asked.unwrap_or(bucket_key),
+            ),
+            SseRequest::Default => match enc {
+                Some(e) if e.algorithm == "aws:kms" => {
+                    spec(SseMode::Kms, e.kms_key_id.clone(), None, bucket_key)
+                }
+                _ => spec(SseMode::S3, None, None, false),
             },
         }
     }
 
-    /// Streams `body` through encryption and erasure coding onto the drives.
+    /// Streams `body` through encryption and erasure coding onto the drives, as part `part`
+    /// (0 for a single-part object) of `bucket/key`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write_body(
         &self,
         bucket: &str,
         key: &str,
+        part: u32,
         mut body: ByteStream,
         declared_len: Option<u64>,
         oek: &SecretKey,
@@ -70,6 +97,9 @@ impl NodeService {
             salt,
             oek,
             suite,
+            &binding(bucket, key, part),
+            // S3 ETags are the plaintext MD5 only for SSE-S3: skip the slowest stage otherwise.
+            record.mode == SseMode::S3,
             self.erasure,
             placement,
             &self.drives,
@@ -94,6 +124,15 @@ impl NodeService {
         Ok(written)
     }
 
+    /// The ETag of a written segment: its MD5 where S3 promises one, random bytes otherwise
+    /// (AWS's SSE-KMS and SSE-C ETags are not the plaintext's MD5 either).
+    pub(crate) fn segment_etag(&self, written: &WrittenSegment) -> String {
+        match written.md5 {
+            Some(md5) => hex::encode(md5),
+            None => hex::encode(self.random::<16>()),
+        }
+    }
+
     /// Removes the shard files of segments that nothing references any more.
     pub(crate) fn discard_segments(&self, segments: &[Segment]) {
         for seg in segments {
@@ -102,6 +141,22 @@ impl NodeService {
                     self.drive_actors.delete(drive, id, shard);
                 }
             }
+        }
+    }
+
+    /// Removes the data of a replaced object that the new manifest does not reuse (a re-sealed
+    /// copy keeps its segments).
+    pub(crate) fn discard_replaced(&self, prev: &ObjectRecord, kept: &[Segment]) {
+        match manifest::decode_object(&prev.manifest) {
+            Ok(m) => {
+                let gone: Vec<Segment> = m
+                    .segments
+                    .into_iter()
+                    .filter(|s| !kept.iter().any(|k| k.data_id == s.data_id))
+                    .collect();
+                self.discard_segments(&gone);
+            }
+            Err(e) => tracing::warn!(error = %e, "unreadable manifest of a replaced object"),
         }
     }
 
@@ -118,34 +173,63 @@ impl NodeService {
         req: PutObjectRequest,
     ) -> StoreResult<PutObjectResult> {
         let bucket = self.require_bucket(&req.bucket).await?;
-        let (mode, kms_key) = Self::resolve_sse(&bucket, &req.sse);
+        let spec = Self::resolve_sse(&bucket, &req.sse);
         let customer = match &req.sse {
             SseRequest::Customer(c) => Some(c),
             _ => None,
         };
         let new_key = self
             .keys
-            .seal_new(&req.bucket, &req.key, mode, kms_key, customer)
+            .seal_new(&req.bucket, &req.key, spec, customer)
             .await?;
         let written = self
             .write_body(
                 &req.bucket,
                 &req.key,
+                0,
                 req.body,
                 req.content_length,
                 &new_key.oek,
                 &new_key.record,
             )
             .await?;
-        let etag = hex::encode(written.md5);
+        let etag = self.segment_etag(&written);
+        let meta = self.seal_meta(
+            &req.bucket,
+            &req.key,
+            &req.meta,
+            &new_key.oek,
+            &new_key.record,
+        )?;
         let m = ObjectManifest {
             version: manifest::MANIFEST_VERSION,
-            meta: stored_meta(&req.meta),
+            meta,
             sse: new_key.record,
             segments: vec![written.segment],
             parts_count: None,
         };
         self.commit_object(&req.bucket, &req.key, m, etag).await
+    }
+
+    /// Stored headers with the user metadata sealed under the object key.
+    pub(crate) fn seal_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: &ObjectMeta,
+        oek: &SecretKey,
+        record: &SseRecord,
+    ) -> StoreResult<StoredMeta> {
+        let mut stored = stored_meta(meta);
+        let user = std::mem::take(&mut stored.user);
+        stored.user_sealed = sealed_meta::seal(
+            oek,
+            KeyService::suite_of(record)?,
+            &binding(bucket, key, 0),
+            &user,
+            self.entropy.as_ref(),
+        );
+        Ok(stored)
     }
 
     /// Commits a manifest through Raft; on failure its data is removed again.
@@ -167,7 +251,7 @@ impl NodeService {
         match self.meta.put_object(bucket, key, rec).await {
             Ok(prev) => {
                 if let Some(prev) = prev {
-                    self.discard_object(&prev);
+                    self.discard_replaced(&prev, &m.segments);
                 }
                 Ok(PutObjectResult {
                     etag,
@@ -210,7 +294,16 @@ impl NodeService {
     ) -> StoreResult<ObjectInfo> {
         let (rec, m) = self.load_object(bucket, key).await?;
         check_customer_key(&m.sse, customer.as_ref())?;
-        Ok(object_info(key, &rec, &m))
+        let user = if m.meta.user_sealed.is_some() {
+            let oek = self
+                .keys
+                .open(bucket, key, &m.sse, customer.as_ref())
+                .await?;
+            open_user_meta(bucket, key, &m.meta, &oek)?
+        } else {
+            m.meta.user.clone()
+        };
+        Ok(object_info(key, &rec, &m, user))
     }
 
     pub(crate) async fn get_object_impl(
@@ -227,12 +320,13 @@ impl NodeService {
             .keys
             .open(&req.bucket, &req.key, &m.sse, req.sse_customer.as_ref())
             .await?;
-        let info = object_info(&req.key, &rec, &m);
+        let user = open_user_meta(&req.bucket, &req.key, &m.meta, &oek)?;
+        let info = object_info(&req.key, &rec, &m, user);
         let (start, end) = range.unwrap_or((0, rec.size.saturating_sub(1)));
         let body = if rec.size == 0 {
             super::empty_body()
         } else {
-            self.read_stream(m, oek, start, end)?
+            self.read_stream(&req.bucket, &req.key, m, oek, start, end)?
         };
         Ok(GetObjectResult { info, range, body })
     }
@@ -241,6 +335,11 @@ impl NodeService {
         &self,
         req: CopyObjectRequest,
     ) -> StoreResult<PutObjectResult> {
+        if req.src_bucket == req.dst_bucket && req.src_key == req.dst_key {
+            if let Some(done) = self.try_reseal_in_place(&req).await? {
+                return Ok(done);
+            }
+        }
         let src = self
             .get_object_impl(GetObjectRequest {
                 bucket: req.src_bucket.clone(),
@@ -262,6 +361,58 @@ impl NodeService {
             sse: req.sse,
         })
         .await
+    }
+
+    /// A copy of an object onto itself that only changes how its key is protected (a new SSE-C
+    /// key, SSE-S3 to SSE-KMS, another KMS key) or its metadata: the object key is re-sealed and
+    /// the data stays where it is. `None` when the data must be rewritten instead (going to
+    /// SSE-S3 from another mode needs the plaintext MD5 for the ETag).
+    async fn try_reseal_in_place(
+        &self,
+        req: &CopyObjectRequest,
+    ) -> StoreResult<Option<PutObjectResult>> {
+        let bucket = self.require_bucket(&req.dst_bucket).await?;
+        let (rec, m) = self.load_object(&req.src_bucket, &req.src_key).await?;
+        check_customer_key(&m.sse, req.src_sse_customer.as_ref())?;
+        let mut spec = Self::resolve_sse(&bucket, &req.sse);
+        if spec.mode == SseMode::S3 && m.sse.mode != SseMode::S3 {
+            return Ok(None);
+        }
+        // The data stays sealed with the cipher it was written with.
+        spec.suite = KeyService::suite_of(&m.sse)?;
+        let (bkt, key) = (req.dst_bucket.as_str(), req.dst_key.as_str());
+        let oek = self
+            .keys
+            .open(bkt, key, &m.sse, req.src_sse_customer.as_ref())
+            .await?;
+        let customer = match &req.sse {
+            SseRequest::Customer(c) => Some(c),
+            _ => None,
+        };
+        let record = self
+            .keys
+            .reseal(bkt, key, spec, customer, oek.clone())
+            .await?;
+        let meta = match &req.metadata {
+            // The sealed metadata is bound to the object key and name, both unchanged.
+            MetadataDirective::Copy => m.meta.clone(),
+            MetadataDirective::Replace(new) => self.seal_meta(bkt, key, new, &oek, &record)?,
+        };
+        let etag =
+            if record.mode != SseMode::S3 && m.sse.mode == SseMode::S3 && m.parts_count.is_none() {
+                // The old ETag was the plaintext MD5, which a KMS or SSE-C object must not reveal.
+                hex::encode(self.random::<16>())
+            } else {
+                rec.etag.clone()
+            };
+        let new = ObjectManifest {
+            version: manifest::MANIFEST_VERSION,
+            meta,
+            sse: record,
+            segments: m.segments,
+            parts_count: m.parts_count,
+        };
+        self.commit_object(bkt, key, new, etag).await.map(Some)
     }
 
     pub(crate) async fn list_objects_impl(
@@ -360,18 +511,54 @@ pub(crate) fn sse_info(r: &SseRecord) -> SseInfo {
             None
         },
         customer_key_md5: r.customer_key_md5.clone(),
+        kms_context: r.kms_context.as_ref().map(|c| {
+            use base64::Engine as _;
+            // A map of strings always serializes.
+            base64::engine::general_purpose::STANDARD
+                .encode(serde_json::to_vec(c).unwrap_or_default())
+        }),
+        bucket_key_enabled: r.bucket_key,
     }
 }
 
-pub(crate) fn object_info(key: &str, rec: &ObjectRecord, m: &ObjectManifest) -> ObjectInfo {
+/// An object's facts for a response, with its user metadata already opened.
+pub(crate) fn object_info(
+    key: &str,
+    rec: &ObjectRecord,
+    m: &ObjectManifest,
+    user: BTreeMap<String, String>,
+) -> ObjectInfo {
+    let mut meta = object_meta(&m.meta);
+    meta.user_metadata = user;
     ObjectInfo {
         key: key.to_string(),
         size: rec.size,
         etag: rec.etag.clone(),
         last_modified_ms: rec.last_modified_ms,
-        meta: object_meta(&m.meta),
+        meta,
         sse: sse_info(&m.sse),
         parts_count: m.parts_count,
+    }
+}
+
+/// What a stream of `bucket/key` is bound to (no versioning yet: every version id is `null`).
+pub(crate) fn binding(bucket: &str, key: &str, part: u32) -> StreamBinding {
+    StreamBinding::new(bucket, key, NULL_VERSION, part)
+}
+
+/// The user metadata of an object: sealed (manifest version 2) or plaintext (version 1).
+pub(crate) fn open_user_meta(
+    bucket: &str,
+    key: &str,
+    meta: &StoredMeta,
+    oek: &SecretKey,
+) -> StoreResult<BTreeMap<String, String>> {
+    match &meta.user_sealed {
+        None => Ok(meta.user.clone()),
+        Some(blob) => sealed_meta::open(oek, &binding(bucket, key, 0), blob).map_err(|e| {
+            tracing::error!(bucket, key, error = %e, "user metadata does not open");
+            StoreError::DataCorrupt
+        }),
     }
 }
 
@@ -401,6 +588,7 @@ pub(crate) fn stored_meta(m: &ObjectMeta) -> StoredMeta {
     StoredMeta {
         headers,
         user: m.user_metadata.clone(),
+        user_sealed: None,
     }
 }
 

@@ -35,6 +35,8 @@ struct Cursor {
     reader: Option<SegmentReader>,
     oek: SecretKey,
     suite: coffer_crypto::CipherSuite,
+    bucket: String,
+    key: String,
     drives: Vec<Arc<Drive>>,
     metrics: Arc<Metrics>,
     pos: u64,
@@ -62,7 +64,15 @@ impl Cursor {
                 .as_slice()
                 .try_into()
                 .map_err(|_| StoreError::DataCorrupt)?;
-            let key = coffer_crypto::derive_stream_key(&self.oek, self.suite, &salt);
+            let binding = super::objects::binding(&self.bucket, &self.key, segment.part);
+            let key = coffer_crypto::derive_stream_key_for(
+                segment.stream_version,
+                &self.oek,
+                self.suite,
+                &salt,
+                &binding,
+            )
+            .map_err(|_| StoreError::DataCorrupt)?;
             self.reader = Some(SegmentReader::new(segment.clone(), key, &self.drives)?);
         }
         let Some(reader) = self.reader.as_mut() else {
@@ -87,6 +97,8 @@ impl NodeService {
     /// A lazy plaintext stream of bytes `start..=end` of the object.
     pub(crate) fn read_stream(
         &self,
+        bucket: &str,
+        key: &str,
         m: ObjectManifest,
         oek: SecretKey,
         start: u64,
@@ -106,6 +118,8 @@ impl NodeService {
             reader: None,
             oek,
             suite,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
             drives: self.drives.clone(),
             metrics: self.metrics.clone(),
             pos: start,

@@ -17,15 +17,11 @@ pub(crate) fn encryption_from_parts(
             if kms_key_id.is_some() {
                 return Err("KMSMasterKeyID is only valid with SSEAlgorithm aws:kms".to_owned());
             }
-            Ok(BucketEncryption {
-                algorithm: SseAlgorithm::Aes256,
-                kms_key_id: None,
-            })
+            Ok(BucketEncryption::new(SseAlgorithm::Aes256, None))
         }
-        ServerSideEncryption::AWS_KMS => Ok(BucketEncryption {
-            algorithm: SseAlgorithm::AwsKms,
-            kms_key_id,
-        }),
+        ServerSideEncryption::AWS_KMS => {
+            Ok(BucketEncryption::new(SseAlgorithm::AwsKms, kms_key_id))
+        }
         other => Err(format!(
             "unsupported SSEAlgorithm {other:?}: use AES256 or aws:kms"
         )),
@@ -54,7 +50,7 @@ pub(super) async fn get_bucket_encryption<B: Backend>(
             kms_master_key_id: cfg.kms_key_id,
             sse_algorithm,
         }),
-        bucket_key_enabled: Some(true),
+        bucket_key_enabled: Some(cfg.bucket_key_enabled),
     };
     Ok(S3Response::new(GetBucketEncryptionOutput {
         server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
@@ -75,17 +71,24 @@ pub(super) async fn put_bucket_encryption<B: Backend>(
             "exactly one ServerSideEncryptionRule is required",
         ));
     }
-    let Some(default) = rules
-        .pop()
-        .and_then(|r| r.apply_server_side_encryption_by_default)
-    else {
+    let rule = rules.pop();
+    let bucket_key_enabled = rule
+        .as_ref()
+        .and_then(|r| r.bucket_key_enabled)
+        .unwrap_or(false);
+    let Some(default) = rule.and_then(|r| r.apply_server_side_encryption_by_default) else {
         return Err(S3Error::with_message(
             S3ErrorCode::MalformedXML,
             "ApplyServerSideEncryptionByDefault is required",
         ));
     };
-    let cfg = encryption_from_parts(default.sse_algorithm.as_str(), default.kms_master_key_id)
+    let mut cfg = encryption_from_parts(default.sse_algorithm.as_str(), default.kms_master_key_id)
         .map_err(|msg| S3Error::with_message(S3ErrorCode::InvalidArgument, msg))?;
+    cfg.bucket_key_enabled = bucket_key_enabled;
+    // S3's API has no cipher field: keep the one the admin API chose.
+    if let Some(old) = backend.get_bucket_encryption(&input.bucket).await? {
+        cfg.cipher = old.cipher;
+    }
     backend
         .put_bucket_encryption(&input.bucket, Some(cfg))
         .await?;

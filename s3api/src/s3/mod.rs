@@ -116,6 +116,26 @@ pub(crate) fn response_body(body: ByteStream, len: u64) -> StreamingBlob {
     })
 }
 
+/// How a request reached the server; the accept loop puts it into every request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// Whether the connection is TLS.
+    pub secure: bool,
+}
+
+/// SSE-C keys travel in headers: as AWS does, refuse them over plain HTTP unless the client is
+/// on loopback. Requests without connection info come from in-process callers, not a network.
+fn ssec_transport_allowed(headers: &http::HeaderMap, conn: Option<&ConnectionInfo>) -> bool {
+    let carries_key = headers.contains_key("x-amz-server-side-encryption-customer-key")
+        || headers.contains_key("x-amz-copy-source-server-side-encryption-customer-key");
+    match conn {
+        Some(c) if carries_key => c.secure || c.peer.ip().is_loopback(),
+        _ => true,
+    }
+}
+
 /// Runs an operation: refuses unauthenticated requests (s3s's access check already does; this
 /// keeps the backend safe even if the service is ever built without it) and stamps errors with
 /// the request id.
@@ -131,6 +151,10 @@ where
         Err(S3Error::with_message(
             S3ErrorCode::AccessDenied,
             "Anonymous access is not allowed",
+        ))
+    } else if !ssec_transport_allowed(&req.headers, req.extensions.get::<ConnectionInfo>()) {
+        Err(crate::error::invalid_request(
+            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.",
         ))
     } else {
         f(req).await
@@ -177,8 +201,39 @@ ops! {
     list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput => list;
     create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput => multipart;
     upload_part(UploadPartInput) -> UploadPartOutput => multipart;
+    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput => multipart;
     complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput => multipart;
     abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput => multipart;
     list_parts(ListPartsInput) -> ListPartsOutput => multipart;
     list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput => multipart;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssec_needs_tls_off_loopback() {
+        let mut h = http::HeaderMap::new();
+        let conn = |ip: &str, secure| ConnectionInfo {
+            peer: format!("{ip}:5000").parse().unwrap(),
+            secure,
+        };
+        let remote = conn("192.0.2.7", false);
+        assert!(ssec_transport_allowed(&h, Some(&remote)), "no key, no rule");
+        h.insert(
+            "x-amz-server-side-encryption-customer-key",
+            http::HeaderValue::from_static("a2V5"),
+        );
+        assert!(!ssec_transport_allowed(&h, Some(&remote)));
+        assert!(ssec_transport_allowed(&h, Some(&conn("192.0.2.7", true))));
+        assert!(ssec_transport_allowed(&h, Some(&conn("127.0.0.1", false))));
+        assert!(ssec_transport_allowed(&h, Some(&conn("::1", false))));
+        let mut copy = http::HeaderMap::new();
+        copy.insert(
+            "x-amz-copy-source-server-side-encryption-customer-key",
+            http::HeaderValue::from_static("a2V5"),
+        );
+        assert!(!ssec_transport_allowed(&copy, Some(&remote)));
+    }
 }

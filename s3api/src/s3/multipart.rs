@@ -5,10 +5,11 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::object::{checksum_echo, verified_body};
 use super::{etag, not_implemented, owner, timestamp};
-use crate::backend::{Backend, PutObjectRequest, SseAlgorithm, SseInfo, SseKind, SseRequest};
+use crate::backend::{Backend, PutObjectRequest, SseRequest, UploadPartCopyRequest};
 use crate::error::invalid_argument;
 use crate::headers::{
-    object_meta, parse_sse_customer, parse_sse_request, sse_echo, MetaHeaders, SseCustomerHeaders,
+    object_meta, parse_sse_customer, parse_sse_request, sse_echo, KmsHeaders, MetaHeaders,
+    SseCustomerHeaders,
 };
 
 /// S3's default and maximum page size for parts and uploads.
@@ -32,30 +33,6 @@ fn part_number(n: i32) -> S3Result<u32> {
         })
 }
 
-/// The SSE the new upload will get, for echoing: the request's, else the bucket default.
-async fn expected_sse<B: Backend>(
-    backend: &B,
-    bucket: &str,
-    sse: &SseRequest,
-) -> S3Result<SseInfo> {
-    let info = |kind, kms_key_id, customer_key_md5| SseInfo {
-        kind,
-        kms_key_id,
-        customer_key_md5,
-    };
-    Ok(match sse {
-        SseRequest::S3 => info(SseKind::S3, None, None),
-        SseRequest::Kms { key_id } => info(SseKind::Kms, key_id.clone(), None),
-        SseRequest::Customer(k) => info(SseKind::Customer, None, Some(k.key_md5.clone())),
-        SseRequest::Default => match backend.get_bucket_encryption(bucket).await? {
-            Some(cfg) if cfg.algorithm == SseAlgorithm::AwsKms => {
-                info(SseKind::Kms, cfg.kms_key_id, None)
-            }
-            _ => info(SseKind::S3, None, None),
-        },
-    })
-}
-
 pub(super) async fn create_multipart_upload<B: Backend>(
     backend: &B,
     req: S3Request<CreateMultipartUploadInput>,
@@ -64,6 +41,10 @@ pub(super) async fn create_multipart_upload<B: Backend>(
     let sse = parse_sse_request(
         input.server_side_encryption.as_ref(),
         input.ssekms_key_id,
+        KmsHeaders {
+            context: input.ssekms_encryption_context,
+            bucket_key: input.bucket_key_enabled,
+        },
         SseCustomerHeaders {
             algorithm: input.sse_customer_algorithm,
             key: input.sse_customer_key,
@@ -79,16 +60,18 @@ pub(super) async fn create_multipart_upload<B: Backend>(
         expires: input.expires,
         metadata: input.metadata,
     })?;
-    let echo = sse_echo(&expected_sse(backend, &input.bucket, &sse).await?);
-    let upload_id = backend
+    let created = backend
         .create_multipart_upload(&input.bucket, &input.key, meta, sse)
         .await?;
+    let echo = sse_echo(&created.sse);
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
-        upload_id: Some(upload_id),
+        upload_id: Some(created.upload_id),
         server_side_encryption: echo.server_side_encryption,
         ssekms_key_id: echo.kms_key_id,
+        ssekms_encryption_context: echo.kms_context,
+        bucket_key_enabled: echo.bucket_key_enabled,
         sse_customer_algorithm: echo.customer_algorithm,
         sse_customer_key_md5: echo.customer_key_md5,
         ..Default::default()
@@ -188,6 +171,91 @@ pub(super) async fn complete_multipart_upload<B: Backend>(
         e_tag: Some(etag(&res.etag)),
         server_side_encryption: echo.server_side_encryption,
         ssekms_key_id: echo.kms_key_id,
+        bucket_key_enabled: echo.bucket_key_enabled,
+        ..Default::default()
+    }))
+}
+
+/// Parses `x-amz-copy-source-range: bytes=first-last` (both required, as S3 demands).
+fn copy_source_range(v: &str) -> S3Result<(u64, u64)> {
+    let bad = || {
+        invalid_argument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+        )
+    };
+    let spec = v.trim().strip_prefix("bytes=").ok_or_else(bad)?;
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let first: u64 = a.trim().parse().map_err(|_| bad())?;
+    let last: u64 = b.trim().parse().map_err(|_| bad())?;
+    if first > last {
+        return Err(bad());
+    }
+    Ok((first, last))
+}
+
+pub(super) async fn upload_part_copy<B: Backend>(
+    backend: &B,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let input = req.input;
+    let number = part_number(input.part_number)?;
+    let CopySource::Bucket {
+        bucket: src_bucket,
+        key: src_key,
+        version_id,
+    } = input.copy_source
+    else {
+        return Err(not_implemented(
+            "Copying from an access point or outpost ARN",
+        ));
+    };
+    if version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(invalid_argument("Invalid version id specified"));
+    }
+    if input.copy_source_if_match.is_some()
+        || input.copy_source_if_none_match.is_some()
+        || input.copy_source_if_modified_since.is_some()
+        || input.copy_source_if_unmodified_since.is_some()
+    {
+        return Err(not_implemented("Conditional UploadPartCopy"));
+    }
+    let src_range = input
+        .copy_source_range
+        .as_deref()
+        .map(copy_source_range)
+        .transpose()?;
+    let src_sse_customer = parse_sse_customer(SseCustomerHeaders {
+        algorithm: input.copy_source_sse_customer_algorithm,
+        key: input.copy_source_sse_customer_key,
+        key_md5: input.copy_source_sse_customer_key_md5,
+    })?;
+    let sse_customer = parse_sse_customer(SseCustomerHeaders {
+        algorithm: input.sse_customer_algorithm,
+        key: input.sse_customer_key,
+        key_md5: input.sse_customer_key_md5,
+    })?;
+    let customer_md5 = sse_customer.as_ref().map(|k| k.key_md5.clone());
+    let part = backend
+        .upload_part_copy(UploadPartCopyRequest {
+            bucket: input.bucket,
+            key: input.key,
+            upload_id: input.upload_id,
+            part_number: number,
+            src_bucket: src_bucket.to_string(),
+            src_key: src_key.to_string(),
+            src_range,
+            src_sse_customer,
+            sse_customer,
+        })
+        .await?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(etag(&part.etag)),
+            last_modified: Some(timestamp(part.last_modified_ms)),
+            ..Default::default()
+        }),
+        sse_customer_algorithm: customer_md5.as_ref().map(|_| "AES256".to_owned()),
+        sse_customer_key_md5: customer_md5,
         ..Default::default()
     }))
 }

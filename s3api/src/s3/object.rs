@@ -14,7 +14,7 @@ use crate::checksum::{self, VerifyingStream};
 use crate::error::{invalid_argument, invalid_request, to_s3_error, wire_code};
 use crate::headers::{
     object_meta, parse_http_date, parse_sse_customer, parse_sse_request, response_metadata,
-    sse_echo, MetaHeaders, SseCustomerHeaders,
+    sse_echo, KmsHeaders, MetaHeaders, SseCustomerHeaders,
 };
 use crate::range::{self, Conditions, Outcome};
 
@@ -87,6 +87,10 @@ pub(super) async fn put_object<B: Backend>(
     let sse = parse_sse_request(
         input.server_side_encryption.as_ref(),
         input.ssekms_key_id,
+        KmsHeaders {
+            context: input.ssekms_encryption_context,
+            bucket_key: input.bucket_key_enabled,
+        },
         SseCustomerHeaders {
             algorithm: input.sse_customer_algorithm,
             key: input.sse_customer_key,
@@ -125,6 +129,8 @@ pub(super) async fn put_object<B: Backend>(
         e_tag: Some(etag(&res.etag)),
         server_side_encryption: echo.server_side_encryption,
         ssekms_key_id: echo.kms_key_id,
+        ssekms_encryption_context: echo.kms_context,
+        bucket_key_enabled: echo.bucket_key_enabled,
         sse_customer_algorithm: echo.customer_algorithm,
         sse_customer_key_md5: echo.customer_key_md5,
         checksum_crc32: sums.crc32,
@@ -292,6 +298,7 @@ pub(super) async fn get_object<B: Backend>(
             .filter(|_| input.part_number.is_some()),
         server_side_encryption: echo.server_side_encryption,
         ssekms_key_id: echo.kms_key_id,
+        bucket_key_enabled: echo.bucket_key_enabled,
         sse_customer_algorithm: echo.customer_algorithm,
         sse_customer_key_md5: echo.customer_key_md5,
         ..Default::default()
@@ -354,6 +361,7 @@ pub(super) async fn head_object<B: Backend>(
             .filter(|_| input.part_number.is_some()),
         server_side_encryption: echo.server_side_encryption,
         ssekms_key_id: echo.kms_key_id,
+        bucket_key_enabled: echo.bucket_key_enabled,
         sse_customer_algorithm: echo.customer_algorithm,
         sse_customer_key_md5: echo.customer_key_md5,
         ..Default::default()
@@ -469,6 +477,10 @@ pub(super) async fn copy_object<B: Backend>(
     let sse = parse_sse_request(
         input.server_side_encryption.as_ref(),
         input.ssekms_key_id,
+        KmsHeaders {
+            context: input.ssekms_encryption_context,
+            bucket_key: input.bucket_key_enabled,
+        },
         SseCustomerHeaders {
             algorithm: input.sse_customer_algorithm,
             key: input.sse_customer_key,
@@ -549,6 +561,8 @@ pub(super) async fn copy_object<B: Backend>(
         }),
         server_side_encryption: echo.server_side_encryption,
         ssekms_key_id: echo.kms_key_id,
+        ssekms_encryption_context: echo.kms_context,
+        bucket_key_enabled: echo.bucket_key_enabled,
         sse_customer_algorithm: echo.customer_algorithm,
         sse_customer_key_md5: echo.customer_key_md5,
         ..Default::default()

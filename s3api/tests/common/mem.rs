@@ -63,9 +63,9 @@ impl MemBackend {
         sse: SseRequest,
     ) -> StoreResult<(SseInfo, Option<[u8; 32]>)> {
         let info = |kind, kms_key_id, customer_key_md5| SseInfo {
-            kind,
             kms_key_id,
             customer_key_md5,
+            ..SseInfo::of(kind)
         };
         Ok(match sse {
             SseRequest::Default => match enc {
@@ -80,7 +80,7 @@ impl MemBackend {
                 _ => (info(SseKind::S3, None, None), None),
             },
             SseRequest::S3 => (info(SseKind::S3, None, None), None),
-            SseRequest::Kms { key_id } => {
+            SseRequest::Kms { key_id, .. } => {
                 if key_id.as_deref() == Some("missing") {
                     return Err(StoreError::KmsKeyNotFound("missing".into()));
                 }
@@ -342,11 +342,12 @@ impl Backend for MemBackend {
         key: &str,
         meta: ObjectMeta,
         sse: SseRequest,
-    ) -> StoreResult<String> {
+    ) -> StoreResult<UploadCreated> {
         let mut st = self.state.lock().unwrap();
         let now = Self::tick(&mut st);
         let b = st.buckets.get(bucket).ok_or(StoreError::NoSuchBucket)?;
         let (sse, ssec) = Self::resolve_sse(b.enc.as_ref(), sse)?;
+        let echo = sse.clone();
         st.next += 1;
         let id = format!("upload-{}", st.next);
         st.uploads.insert(
@@ -361,7 +362,15 @@ impl Backend for MemBackend {
                 initiated_ms: now,
             },
         );
-        Ok(id)
+        Ok(UploadCreated {
+            upload_id: id,
+            sse: echo,
+        })
+    }
+    async fn upload_part_copy(&self, _req: UploadPartCopyRequest) -> StoreResult<PartInfo> {
+        Err(StoreError::Internal(
+            "the in-memory backend does not copy parts".into(),
+        ))
     }
     async fn upload_part(
         &self,
@@ -427,6 +436,8 @@ impl Backend for MemBackend {
             }),
             None if up.sse.kind == SseKind::Kms => SseRequest::Kms {
                 key_id: up.sse.kms_key_id.clone(),
+                context: None,
+                bucket_key: None,
             },
             None => SseRequest::S3,
         };
@@ -499,5 +510,20 @@ impl Backend for MemBackend {
             return Err(StoreError::Unavailable);
         }
         Ok(serde_json::json!({ "status": "ok" }))
+    }
+    async fn admin_object(&self, bucket: &str, key: &str) -> StoreResult<serde_json::Value> {
+        let st = self.state.lock().unwrap();
+        let b = st.buckets.get(bucket).ok_or(StoreError::NoSuchBucket)?;
+        let o = b.objects.get(key).ok_or(StoreError::NoSuchKey)?;
+        Ok(serde_json::json!({ "bucket": bucket, "key": key, "size": o.info.size }))
+    }
+    async fn admin_upload(&self, bucket: &str, upload_id: &str) -> StoreResult<serde_json::Value> {
+        let st = self.state.lock().unwrap();
+        let up = st
+            .uploads
+            .get(upload_id)
+            .filter(|u| u.bucket == bucket)
+            .ok_or(StoreError::NoSuchUpload)?;
+        Ok(serde_json::json!({ "bucket": bucket, "key": up.key, "upload_id": upload_id }))
     }
 }

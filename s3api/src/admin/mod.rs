@@ -4,29 +4,30 @@
 //! - `GET /api/v1/health` — no auth; 200 with the backend's health JSON, 503 if it fails.
 //! - `GET /metrics` — no auth; Prometheus text from the callback.
 //! - `PUT|GET|DELETE /api/v1/buckets/{bucket}/encryption` — `Authorization: Bearer <token>`.
+//! - `GET /api/v1/buckets/{bucket}/objects/{key}` and `.../uploads/{upload_id}` — Bearer; how an
+//!   object or upload is stored (encryption facts and segments, never a secret).
+
+mod encryption;
+mod inspect;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::audit::{new_request_id, now_ms};
-use crate::backend::{
-    Backend, BucketEncryption, RequestObserver, RequestRecord, SseAlgorithm, StoreError,
-};
+use crate::backend::{Backend, RequestObserver, RequestRecord, StoreError};
 use crate::error::to_s3_error;
-use crate::s3::encryption_from_parts;
 
 /// The admin bearer token; zeroized on drop and deliberately without `Debug`.
 pub struct AdminToken(Zeroizing<String>);
@@ -48,9 +49,9 @@ impl AdminToken {
 /// Produces the Prometheus exposition text.
 pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 
-struct AdminState<B> {
-    backend: Arc<B>,
-    token: AdminToken,
+pub(crate) struct AdminState<B> {
+    pub(crate) backend: Arc<B>,
+    pub(crate) token: AdminToken,
     metrics: MetricsFn,
 }
 
@@ -71,20 +72,28 @@ pub fn admin_router<B: Backend>(
         .route("/metrics", get(metrics_text::<B>))
         .route(
             "/api/v1/buckets/{bucket}/encryption",
-            get(get_encryption::<B>)
-                .put(put_encryption::<B>)
-                .delete(delete_encryption::<B>),
+            get(encryption::get_encryption::<B>)
+                .put(encryption::put_encryption::<B>)
+                .delete(encryption::delete_encryption::<B>),
+        )
+        .route(
+            "/api/v1/buckets/{bucket}/objects/{*key}",
+            get(inspect::object::<B>),
+        )
+        .route(
+            "/api/v1/buckets/{bucket}/uploads/{upload_id}",
+            get(inspect::upload::<B>),
         )
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "NotFound", "no such route") })
         .with_state(state)
         .layer(middleware::from_fn_with_state(observer, audit))
 }
 
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({ "error": code, "message": message }))).into_response()
 }
 
-fn store_error(err: StoreError) -> Response {
+pub(crate) fn store_error(err: StoreError) -> Response {
     let s3 = to_s3_error(err);
     let status = s3
         .status_code()
@@ -93,7 +102,7 @@ fn store_error(err: StoreError) -> Response {
 }
 
 /// Checks `Authorization: Bearer <token>`; the token is never logged.
-fn authorize(token: &AdminToken, headers: &HeaderMap) -> Result<(), Box<Response>> {
+pub(crate) fn authorize(token: &AdminToken, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -141,92 +150,6 @@ async fn metrics_text<B: Backend>(State(st): State<Arc<AdminState<B>>>) -> Respo
         .into_response()
 }
 
-fn encryption_json(cfg: Option<&BucketEncryption>) -> serde_json::Value {
-    match cfg {
-        None => json!({ "enabled": false }),
-        Some(c) => {
-            let algorithm = match c.algorithm {
-                SseAlgorithm::Aes256 => "AES256",
-                SseAlgorithm::AwsKms => "aws:kms",
-            };
-            json!({ "enabled": true, "algorithm": algorithm, "kms_key_id": c.kms_key_id })
-        }
-    }
-}
-
-async fn get_encryption<B: Backend>(
-    State(st): State<Arc<AdminState<B>>>,
-    Path(bucket): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(resp) = authorize(&st.token, &headers) {
-        return *resp;
-    }
-    match st.backend.get_bucket_encryption(&bucket).await {
-        Ok(cfg) => Json(encryption_json(cfg.as_ref())).into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-/// The PUT body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EncryptionBody {
-    enabled: bool,
-    #[serde(default)]
-    algorithm: Option<String>,
-    #[serde(default)]
-    kms_key_id: Option<String>,
-}
-
-async fn put_encryption<B: Backend>(
-    State(st): State<Arc<AdminState<B>>>,
-    Path(bucket): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(resp) = authorize(&st.token, &headers) {
-        return *resp;
-    }
-    let parsed: EncryptionBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, "MalformedJSON", &e.to_string()),
-    };
-    let cfg = if parsed.enabled {
-        let Some(algorithm) = parsed.algorithm.as_deref() else {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "InvalidArgument",
-                "algorithm is required when enabled",
-            );
-        };
-        match encryption_from_parts(algorithm, parsed.kms_key_id) {
-            Ok(cfg) => Some(cfg),
-            Err(msg) => return error_response(StatusCode::BAD_REQUEST, "InvalidArgument", &msg),
-        }
-    } else {
-        None
-    };
-    match st.backend.put_bucket_encryption(&bucket, cfg.clone()).await {
-        Ok(()) => Json(encryption_json(cfg.as_ref())).into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-async fn delete_encryption<B: Backend>(
-    State(st): State<Arc<AdminState<B>>>,
-    Path(bucket): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(resp) = authorize(&st.token, &headers) {
-        return *resp;
-    }
-    match st.backend.put_bucket_encryption(&bucket, None).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
 /// Names an admin request for the audit log: (operation, bucket).
 fn classify(method: &Method, path: &str) -> (&'static str, Option<String>) {
     if path == "/api/v1/health" {
@@ -235,17 +158,22 @@ fn classify(method: &Method, path: &str) -> (&'static str, Option<String>) {
     if path == "/metrics" {
         return ("admin:Metrics", None);
     }
-    let bucket = path
-        .strip_prefix("/api/v1/buckets/")
-        .and_then(|rest| rest.strip_suffix("/encryption"))
-        .filter(|b| !b.is_empty() && !b.contains('/'));
-    let op = match (bucket.is_some(), method.as_str()) {
-        (true, "GET") => "admin:GetBucketEncryption",
-        (true, "PUT") => "admin:PutBucketEncryption",
-        (true, "DELETE") => "admin:DeleteBucketEncryption",
-        _ => "admin:Unknown",
+    let Some(rest) = path.strip_prefix("/api/v1/buckets/") else {
+        return ("admin:Unknown", None);
     };
-    (op, bucket.map(str::to_owned))
+    let (bucket, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return ("admin:Unknown", None);
+    }
+    let op = match (tail, method.as_str()) {
+        ("encryption", "GET") => "admin:GetBucketEncryption",
+        ("encryption", "PUT") => "admin:PutBucketEncryption",
+        ("encryption", "DELETE") => "admin:DeleteBucketEncryption",
+        (t, "GET") if t.starts_with("objects/") => "admin:InspectObject",
+        (t, "GET") if t.starts_with("uploads/") => "admin:InspectUpload",
+        _ => return ("admin:Unknown", None),
+    };
+    (op, Some(bucket.to_owned()))
 }
 
 fn content_length(headers: &HeaderMap) -> u64 {
@@ -307,6 +235,14 @@ mod tests {
             ("admin:PutBucketEncryption", Some("b".into()))
         );
         assert_eq!(classify(&Method::GET, "/api/v1/health").0, "admin:Health");
+        assert_eq!(
+            classify(&Method::GET, "/api/v1/buckets/b/objects/a/b.txt"),
+            ("admin:InspectObject", Some("b".into()))
+        );
+        assert_eq!(
+            classify(&Method::GET, "/api/v1/buckets/b/uploads/u1").0,
+            "admin:InspectUpload"
+        );
         assert_eq!(classify(&Method::GET, "/nope").0, "admin:Unknown");
     }
 }
