@@ -91,7 +91,8 @@ async fn admin_encryption_routes() {
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     assert_eq!(
         v,
-        serde_json::json!({"enabled": true, "algorithm": "aws:kms", "kms_key_id": "k1"})
+        serde_json::json!({"enabled": true, "algorithm": "aws:kms", "kms_key_id": "k1",
+                           "cipher": "AES256", "bucket_key_enabled": false})
     );
     // Same setting the S3 API reads.
     let enc = a

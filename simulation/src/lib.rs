@@ -113,11 +113,13 @@ pub fn run_smoke(seed: u64, objects: usize) -> Result<Trace, SimError> {
             let oek = SecretKey::random(&entropy);
             let mut salt = [0u8; 32];
             entropy.fill(&mut salt);
-            let key = coffer_crypto::derive_stream_key(&oek, CipherSuite::Aes256Gcm, &salt);
+            let binding = coffer_crypto::StreamBinding::new("sim", &format!("obj-{i}"), "null", 0);
+            let key =
+                coffer_crypto::derive_stream_key(&oek, CipherSuite::Aes256Gcm, &salt, &binding);
             let mut sealed = Vec::new();
             let mut enc = Encryptor::new(key);
-            enc.push(&plain, &mut sealed);
-            enc.finish(&mut sealed);
+            enc.push(&plain, &mut sealed)?;
+            enc.finish(&mut sealed)?;
             for block in sealed.chunks(cfg.block_size) {
                 for shard in codec.encode(block)? {
                     s.write_u32(shard.len() as u32).await?;

@@ -216,7 +216,7 @@ mod tests {
     fn ssec_needs_tls_off_loopback() {
         let mut h = http::HeaderMap::new();
         let conn = |ip: &str, secure| ConnectionInfo {
-            peer: format!("{ip}:5000").parse().unwrap(),
+            peer: std::net::SocketAddr::new(ip.parse().unwrap(), 5000),
             secure,
         };
         let remote = conn("192.0.2.7", false);
