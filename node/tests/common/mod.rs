@@ -20,9 +20,13 @@ use base64::Engine as _;
 
 pub mod data;
 pub mod http;
+pub mod sse;
 
 pub use data::*;
 pub use http::*;
+// Not every test file uses the SSE helpers.
+#[allow(unused_imports)]
+pub use sse::*;
 
 /// Root S3 credentials the harness gives the server (COFFER_ROOT_USER / COFFER_ROOT_PASSWORD).
 pub const ACCESS_KEY: &str = "coffertestroot";
