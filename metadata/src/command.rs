@@ -13,7 +13,8 @@ use crate::codec::{decode, encode};
 use crate::error::{DomainError, StoreError};
 use crate::keys;
 use crate::types::{
-    BucketEncryptionRecord, BucketRecord, CompleteOutcome, ObjectRecord, PartRecord, UploadRecord,
+    BucketEncryptionRecord, BucketRecord, CompleteOutcome, ObjectPrecondition, ObjectRecord,
+    PartRecord, UploadRecord,
 };
 
 /// A state-machine command: the application data of a Raft log entry.
@@ -47,6 +48,9 @@ pub enum Command {
         key: String,
         /// The new record.
         record: ObjectRecord,
+        /// Applies only if the current record meets this; absent in older log entries.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        precondition: Option<ObjectPrecondition>,
     },
     /// Delete an object record (absent is not an error).
     DeleteObject {
@@ -173,12 +177,18 @@ pub(crate) fn execute(
             bucket,
             key,
             record,
+            precondition,
         } => {
             if !tree.contains_key(keys::bucket(bucket))? {
                 return reject(DomainError::NoSuchBucket);
             }
             let k = keys::object(bucket, key);
             let previous = get::<ObjectRecord>(tree, &k)?;
+            if let Some(p) = precondition {
+                if !p.holds(previous.as_ref()) {
+                    return reject(DomainError::PreconditionFailed);
+                }
+            }
             batch.insert(k, encode(record)?);
             Ok(Response::Object(previous))
         }

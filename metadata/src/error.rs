@@ -28,6 +28,9 @@ pub enum MetaError {
     /// upload id.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A conditional write found the object not as required.
+    #[error("precondition failed")]
+    PreconditionFailed,
     /// This node is not the Raft leader; `leader` is the current leader if known.
     #[error("not the metadata leader (leader: {leader:?})")]
     NotLeader {
@@ -80,6 +83,9 @@ pub enum DomainError {
     /// See [`MetaError::InvalidArgument`].
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// See [`MetaError::PreconditionFailed`].
+    #[error("precondition failed")]
+    PreconditionFailed,
 }
 
 impl From<DomainError> for MetaError {
@@ -91,6 +97,7 @@ impl From<DomainError> for MetaError {
             DomainError::NoSuchUpload => MetaError::NoSuchUpload,
             DomainError::InvalidPart { part_number } => MetaError::InvalidPart { part_number },
             DomainError::InvalidArgument(m) => MetaError::InvalidArgument(m),
+            DomainError::PreconditionFailed => MetaError::PreconditionFailed,
         }
     }
 }

@@ -27,8 +27,8 @@ pub use network::{
 };
 pub use store::{MetaOptions, MetaStore};
 pub use types::{
-    BucketEncryptionRecord, BucketRecord, CompleteOutcome, MetaStatus, ObjectRecord, PartRecord,
-    UploadRecord,
+    manifest_digest, BucketEncryptionRecord, BucketRecord, CompleteOutcome, MetaStatus,
+    ObjectPrecondition, ObjectRecord, PartRecord, UploadRecord,
 };
 
 /// The async runtime openraft runs on. The only place it is named: the simulation swaps in a

@@ -283,6 +283,7 @@ mod tests {
                 bucket: "b".into(),
                 key: "k\0x".into(),
                 record: obj(1),
+                precondition: None,
             },
             Command::CreateUpload {
                 record: UploadRecord {

@@ -20,7 +20,8 @@ use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, NoPeersTransport, RaftTransport};
 use crate::state_machine::StateMachineStore;
 use crate::types::{
-    BucketEncryptionRecord, CompleteOutcome, MetaStatus, ObjectRecord, PartRecord, UploadRecord,
+    BucketEncryptionRecord, CompleteOutcome, MetaStatus, ObjectPrecondition, ObjectRecord,
+    PartRecord, UploadRecord,
 };
 use crate::{MetaRaft, Node, NodeId};
 
@@ -287,10 +288,23 @@ impl MetaStore {
         key: &str,
         rec: ObjectRecord,
     ) -> Result<Option<ObjectRecord>, MetaError> {
+        self.put_object_if(bucket, key, rec, None).await
+    }
+
+    /// Like [`Self::put_object`], applied only if `precondition` holds for the current record;
+    /// otherwise `PreconditionFailed` and nothing changes.
+    pub async fn put_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        rec: ObjectRecord,
+        precondition: Option<ObjectPrecondition>,
+    ) -> Result<Option<ObjectRecord>, MetaError> {
         let cmd = Command::PutObject {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             record: rec,
+            precondition,
         };
         match self.propose(cmd).await? {
             Response::Object(prev) => Ok(prev),

@@ -33,6 +33,46 @@ pub struct BucketEncryptionRecord {
     pub bucket_key_enabled: bool,
 }
 
+/// A condition the current object record must meet for a `PutObject` to apply; decided by the
+/// state machine, so exactly one of two racing conditional writers wins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum ObjectPrecondition {
+    /// No object under the key (`If-None-Match: *`).
+    Absent,
+    /// The current object's ETag is this one (`If-Match`).
+    EtagIs(String),
+    /// The current record is exactly the one that was read: its manifest bytes hash to this
+    /// (SHA-256, lower-case hex). Used by read-modify-write updates such as re-sealing a key.
+    ManifestIs(String),
+}
+
+impl ObjectPrecondition {
+    /// The `ManifestIs` condition for a record that was read.
+    pub fn unchanged(rec: &ObjectRecord) -> Self {
+        Self::ManifestIs(manifest_digest(&rec.manifest))
+    }
+
+    /// Whether `current` meets the condition.
+    pub fn holds(&self, current: Option<&ObjectRecord>) -> bool {
+        match (self, current) {
+            (Self::Absent, None) => true,
+            (Self::EtagIs(e), Some(c)) => c.etag == *e,
+            (Self::ManifestIs(d), Some(c)) => manifest_digest(&c.manifest) == *d,
+            _ => false,
+        }
+    }
+}
+
+/// SHA-256 of manifest bytes, lower-case hex.
+pub fn manifest_digest(manifest: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(manifest)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// An object's committed metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -164,3 +164,59 @@ async fn concurrent_puts_all_land() {
     }
     store.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn conditional_put_applies_only_when_its_precondition_holds() {
+    use coffer_metadata::ObjectPrecondition as P;
+    let (_dir, store) = fresh().await;
+    store.create_bucket("b", 1).await.unwrap();
+    // Absent: the first writer wins, the second is refused and changes nothing.
+    assert_eq!(
+        store
+            .put_object_if("b", "k", obj(1), Some(P::Absent))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.put_object_if("b", "k", obj(2), Some(P::Absent)).await,
+        Err(MetaError::PreconditionFailed)
+    );
+    assert_eq!(store.get_object("b", "k").await.unwrap(), Some(obj(1)));
+    // ManifestIs: a read-modify-write that lost a race does not overwrite the winner.
+    let read = store.get_object("b", "k").await.unwrap().unwrap();
+    store.put_object("b", "k", obj(3)).await.unwrap();
+    assert_eq!(
+        store
+            .put_object_if("b", "k", obj(4), Some(P::unchanged(&read)))
+            .await,
+        Err(MetaError::PreconditionFailed)
+    );
+    let current = store.get_object("b", "k").await.unwrap().unwrap();
+    assert_eq!(current, obj(3));
+    assert_eq!(
+        store
+            .put_object_if("b", "k", obj(4), Some(P::unchanged(&current)))
+            .await
+            .unwrap(),
+        Some(obj(3))
+    );
+    // EtagIs compares the ETag only.
+    let etag = store.get_object("b", "k").await.unwrap().unwrap().etag;
+    assert_eq!(
+        store
+            .put_object_if("b", "k", obj(5), Some(P::EtagIs("nope".into())))
+            .await,
+        Err(MetaError::PreconditionFailed)
+    );
+    assert!(store
+        .put_object_if("b", "k", obj(5), Some(P::EtagIs(etag)))
+        .await
+        .is_ok());
+    assert_eq!(
+        store
+            .put_object_if("b", "gone", obj(6), Some(P::EtagIs("x".into())))
+            .await,
+        Err(MetaError::PreconditionFailed)
+    );
+}

@@ -122,6 +122,9 @@ pub enum StoreError {
     /// A precondition failed (If-Match, If-Unmodified-Since, ...).
     #[error("at least one of the preconditions you specified did not hold")]
     PreconditionFailed,
+    /// A concurrent write to the same object won; the client may retry.
+    #[error("a conflicting operation is in progress against this object; please try again")]
+    Conflict,
     /// Stored data is unreadable: too many shards lost or corrupt, or authentication failed.
     #[error("stored data for this object cannot be read")]
     DataCorrupt,

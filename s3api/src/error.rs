@@ -63,6 +63,7 @@ pub fn wire_code(err: &StoreError) -> WireCode {
         StoreError::Unavailable => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
         StoreError::InvalidArgument(_) => (C::InvalidArgument, StatusCode::BAD_REQUEST),
         StoreError::PreconditionFailed => (C::PreconditionFailed, StatusCode::PRECONDITION_FAILED),
+        StoreError::Conflict => (C::OperationAborted, StatusCode::CONFLICT),
         StoreError::DataCorrupt => (C::InternalError, StatusCode::INTERNAL_SERVER_ERROR),
         StoreError::Internal(_) => (C::InternalError, StatusCode::INTERNAL_SERVER_ERROR),
     };
@@ -183,6 +184,7 @@ mod tests {
                 400,
             ),
             (StoreError::PreconditionFailed, "PreconditionFailed", 412),
+            (StoreError::Conflict, "OperationAborted", 409),
             (StoreError::DataCorrupt, "InternalError", 500),
             (
                 StoreError::Internal("disk on fire".into()),

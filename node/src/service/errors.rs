@@ -13,6 +13,7 @@ pub fn meta_error(e: MetaError) -> StoreError {
         MetaError::InvalidPart { .. } => StoreError::InvalidPart,
         MetaError::NotLeader { .. } | MetaError::Unavailable(_) => StoreError::Unavailable,
         MetaError::InvalidArgument(msg) => StoreError::InvalidArgument(msg),
+        MetaError::PreconditionFailed => StoreError::PreconditionFailed,
         other => StoreError::Internal(other.to_string()),
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 
 use coffer_crypto::{CipherSuite, SecretKey, StreamBinding};
-use coffer_metadata::{BucketRecord, ObjectRecord};
+use coffer_metadata::{BucketRecord, MetaError, ObjectPrecondition, ObjectRecord};
 use coffer_s3api::backend::{
     ByteStream, CopyObjectRequest, GetObjectRequest, GetObjectResult, ListPage, ListQuery,
     MetadataDirective, ObjectInfo, ObjectMeta, ObjectSummary, PutObjectRequest, PutObjectResult,
@@ -21,6 +21,15 @@ use crate::sealed_meta;
 
 /// S3's limit for a single PUT (and for one part).
 pub(crate) const MAX_PUT_SIZE: u64 = 5 << 30;
+
+/// Whether a manifest being committed brings new data or reuses the current object's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// Freshly written segments: remove them if the commit fails.
+    NewData,
+    /// The current object's segments: never remove them on failure.
+    OldData,
+}
 
 /// The version id of every object while buckets are unversioned.
 pub(crate) const NULL_VERSION: &str = "null";
@@ -240,6 +249,19 @@ impl NodeService {
         m: ObjectManifest,
         etag: String,
     ) -> StoreResult<PutObjectResult> {
+        self.commit_object_if(bucket, key, m, etag, None).await
+    }
+
+    /// [`Self::commit_object`], applied only if `precondition` holds. A re-sealed copy reuses the
+    /// old manifest's segments, so on failure it must not remove them (`reused`).
+    pub(crate) async fn commit_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        m: ObjectManifest,
+        etag: String,
+        precondition: Option<(ObjectPrecondition, Reuse)>,
+    ) -> StoreResult<PutObjectResult> {
         let now = self.clock.now_ms();
         let size = m.segments.iter().map(|s| s.plain_len).sum();
         let rec = ObjectRecord {
@@ -248,7 +270,15 @@ impl NodeService {
             last_modified_ms: now,
             manifest: manifest::encode(&m),
         };
-        match self.meta.put_object(bucket, key, rec).await {
+        let (precondition, reuse) = match precondition {
+            Some((p, r)) => (Some(p), r),
+            None => (None, Reuse::NewData),
+        };
+        match self
+            .meta
+            .put_object_if(bucket, key, rec, precondition)
+            .await
+        {
             Ok(prev) => {
                 if let Some(prev) = prev {
                     self.discard_replaced(&prev, &m.segments);
@@ -260,8 +290,14 @@ impl NodeService {
                 })
             }
             Err(e) => {
-                self.discard_segments(&m.segments);
-                Err(meta_error(e))
+                if reuse == Reuse::NewData {
+                    self.discard_segments(&m.segments);
+                }
+                Err(match (e, reuse) {
+                    // Someone else wrote the object after we read it: their write stands.
+                    (MetaError::PreconditionFailed, Reuse::OldData) => StoreError::Conflict,
+                    (e, _) => meta_error(e),
+                })
             }
         }
     }
@@ -412,7 +448,12 @@ impl NodeService {
             segments: m.segments,
             parts_count: m.parts_count,
         };
-        self.commit_object(bkt, key, new, etag).await.map(Some)
+        // Only if nobody replaced the object since it was read: otherwise this manifest would
+        // point at segments the other writer's commit has already discarded.
+        let unchanged = ObjectPrecondition::unchanged(&rec);
+        self.commit_object_if(bkt, key, new, etag, Some((unchanged, Reuse::OldData)))
+            .await
+            .map(Some)
     }
 
     pub(crate) async fn list_objects_impl(
