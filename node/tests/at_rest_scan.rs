@@ -96,6 +96,40 @@ async fn upload_marked(s3: &Client, bucket: &str, marker: &[u8]) -> Vec<(String,
     let p3 = marked_body(40, marker, 40, 403);
     multipart_put(s3, bucket, "marked/multipart", &[&p1, &p2, &p3]).await;
     objects.push(("marked/multipart".into(), [p1, p2, p3].concat()));
+    // User metadata carrying the marker (as hex: header values are text) is sealed too, on a
+    // single PUT, an SSE-C PUT, a pending upload and a copy that replaces the metadata.
+    let meta_value = hex::encode(marker);
+    let small = marked_body(1000, marker, 100, 406);
+    s3.put_object()
+        .bucket(bucket)
+        .key("marked/with-metadata")
+        .metadata("tag", &meta_value)
+        .body(ByteStream::from(small.clone()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutObject with metadata: {}", err_text(&e)));
+    objects.push(("marked/with-metadata".into(), small.clone()));
+    let ssec_key = [0x5au8; 32];
+    s3.put_object()
+        .bucket(bucket)
+        .key("marked/ssec-metadata")
+        .metadata("tag", &meta_value)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(base64::engine::general_purpose::STANDARD.encode(ssec_key))
+        .sse_customer_key_md5(md5_b64(&ssec_key))
+        .body(ByteStream::from(small))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SSE-C PutObject with metadata: {}", err_text(&e)));
+    s3.copy_object()
+        .bucket(bucket)
+        .key("marked/copy-metadata")
+        .copy_source(format!("{bucket}/marked/single-0"))
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .metadata("tag", &meta_value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CopyObject with metadata: {}", err_text(&e)));
     // A server-side copy (the copy is re-encrypted, maybe under another key).
     s3.copy_object()
         .bucket(bucket)
@@ -136,6 +170,7 @@ async fn upload_marked(s3: &Client, bucket: &str, marker: &[u8]) -> Vec<(String,
         .create_multipart_upload()
         .bucket(bucket)
         .key("marked/pending")
+        .metadata("tag", &meta_value)
         .send()
         .await
         .unwrap();

@@ -519,6 +519,8 @@ pub struct PartInfo {
     pub size: u64,
     /// Upload time, ms since the epoch.
     pub last_modified_ms: i64,
+    /// Encryption of the part, for UploadPart's response headers (`None` in listings).
+    pub sse: Option<SseInfo>,
 }
 
 /// The storage operations the S3 and admin surfaces need.

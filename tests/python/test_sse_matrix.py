@@ -271,8 +271,7 @@ def test_multipart(coffer, s3, mode, cipher):
     for n, p in enumerate(parts, start=1):
         r = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=p,
                            **read_sse(mode))
-        if mode == "SSE-C":  # (the server does not echo SSE-S3/KMS headers on UploadPart)
-            check_sse(r, mode, f"UploadPart {n}")
+        check_sse(r, mode, f"UploadPart {n}")
         assert re.fullmatch(r'"[0-9a-f]{32}"', r["ETag"]), r["ETag"]
         if mode == "SSE-S3":
             assert r["ETag"] == f'"{md5_hex(p)}"'

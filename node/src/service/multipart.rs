@@ -203,6 +203,7 @@ impl NodeService {
                     etag,
                     size,
                     last_modified_ms: now,
+                    sse: Some(sse_info(&um.sse)),
                 })
             }
             Err(e) => {
@@ -331,6 +332,7 @@ impl NodeService {
                     etag: p.etag,
                     size: p.size,
                     last_modified_ms: p.last_modified_ms,
+                    sse: None,
                 })
                 .collect(),
             truncated,

@@ -117,8 +117,12 @@ pub(super) async fn upload_part<B: Backend>(
         )
         .await?;
     let sums = checksum_echo(&headers, trailing_headers.as_ref());
+    let echo = part.sse.as_ref().map(sse_echo).unwrap_or_default();
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(etag(&part.etag)),
+        server_side_encryption: echo.server_side_encryption,
+        ssekms_key_id: echo.kms_key_id,
+        bucket_key_enabled: echo.bucket_key_enabled,
         sse_customer_algorithm: customer_md5.as_ref().map(|_| "AES256".to_owned()),
         sse_customer_key_md5: customer_md5,
         checksum_crc32: sums.crc32,
@@ -248,12 +252,16 @@ pub(super) async fn upload_part_copy<B: Backend>(
             sse_customer,
         })
         .await?;
+    let echo = part.sse.as_ref().map(sse_echo).unwrap_or_default();
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&part.etag)),
             last_modified: Some(timestamp(part.last_modified_ms)),
             ..Default::default()
         }),
+        server_side_encryption: echo.server_side_encryption,
+        ssekms_key_id: echo.kms_key_id,
+        bucket_key_enabled: echo.bucket_key_enabled,
         sse_customer_algorithm: customer_md5.as_ref().map(|_| "AES256".to_owned()),
         sse_customer_key_md5: customer_md5,
         ..Default::default()

@@ -399,6 +399,7 @@ impl Backend for MemBackend {
             etag,
             size,
             last_modified_ms: now,
+            sse: Some(up.sse.clone()),
         })
     }
     async fn complete_multipart_upload(
@@ -480,6 +481,7 @@ impl Backend for MemBackend {
                 etag: e.clone(),
                 size: d.len() as u64,
                 last_modified_ms: *t,
+                sse: None,
             })
             .collect();
         let truncated = all.len() > max;
