@@ -1,6 +1,7 @@
 //! The node's implementation of the S3 backend seam: buckets here, objects and multipart in
 //! their own modules.
 
+mod copy;
 mod errors;
 mod inspect;
 mod multipart;

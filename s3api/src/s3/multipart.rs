@@ -3,7 +3,7 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::object::{checksum_echo, verified_body};
+use super::object::{checksum_echo, copy_source, verified_body};
 use super::{etag, not_implemented, owner, timestamp};
 use crate::backend::{Backend, PutObjectRequest, SseRequest, UploadPartCopyRequest};
 use crate::error::invalid_argument;
@@ -203,19 +203,7 @@ pub(super) async fn upload_part_copy<B: Backend>(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let input = req.input;
     let number = part_number(input.part_number)?;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        version_id,
-    } = input.copy_source
-    else {
-        return Err(not_implemented(
-            "Copying from an access point or outpost ARN",
-        ));
-    };
-    if version_id.as_deref().is_some_and(|v| v != "null") {
-        return Err(invalid_argument("Invalid version id specified"));
-    }
+    let (src_bucket, src_key) = copy_source(&input.copy_source)?;
     if input.copy_source_if_match.is_some()
         || input.copy_source_if_none_match.is_some()
         || input.copy_source_if_modified_since.is_some()
@@ -245,8 +233,8 @@ pub(super) async fn upload_part_copy<B: Backend>(
             key: input.key,
             upload_id: input.upload_id,
             part_number: number,
-            src_bucket: src_bucket.to_string(),
-            src_key: src_key.to_string(),
+            src_bucket,
+            src_key,
             src_range,
             src_sse_customer,
             sse_customer,

@@ -450,16 +450,14 @@ pub(super) async fn delete_objects<B: Backend>(
     }))
 }
 
-pub(super) async fn copy_object<B: Backend>(
-    backend: &B,
-    req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
-    let input = req.input;
+/// The bucket and key of `x-amz-copy-source`; only the `null` version exists while buckets are
+/// unversioned.
+pub(super) fn copy_source(src: &CopySource) -> S3Result<(String, String)> {
     let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
+        bucket,
+        key,
         version_id,
-    } = input.copy_source
+    } = src
     else {
         return Err(not_implemented(
             "Copying from an access point or outpost ARN",
@@ -468,7 +466,15 @@ pub(super) async fn copy_object<B: Backend>(
     if version_id.as_deref().is_some_and(|v| v != "null") {
         return Err(invalid_argument("Invalid version id specified"));
     }
-    let (src_bucket, src_key) = (src_bucket.to_string(), src_key.to_string());
+    Ok((bucket.to_string(), key.to_string()))
+}
+
+pub(super) async fn copy_object<B: Backend>(
+    backend: &B,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let input = req.input;
+    let (src_bucket, src_key) = copy_source(&input.copy_source)?;
     let src_sse_customer = customer_key(
         input.copy_source_sse_customer_algorithm,
         input.copy_source_sse_customer_key,
