@@ -11,6 +11,7 @@ use coffer_s3api::backend::StoreError;
 
 use crate::drive::{DataId, Drive};
 use crate::manifest::Segment;
+use crate::pipeline::cipher::PackageOpener;
 use crate::seams::ShardSource;
 
 /// Shard combinations tried per package before the object is declared unreadable.
@@ -25,22 +26,22 @@ enum SourceState {
     Missing,
 }
 
-/// Reads packages of one segment.
-pub struct SegmentReader {
+/// Reads packages of one segment, opened by `O` (a [`StreamKey`] in production).
+pub struct SegmentReader<O: PackageOpener = StreamKey> {
     seg: Segment,
     id: DataId,
     cfg: ErasureConfig,
     codec: Codec,
-    key: StreamKey,
+    key: O,
     drives: Vec<Arc<Drive>>,
     sources: Vec<SourceState>,
     cache: Option<(u64, Vec<usize>, Vec<u8>)>,
     combos: Vec<Vec<usize>>,
 }
 
-impl SegmentReader {
-    /// Prepares to read `seg` with stream key `key`.
-    pub fn new(seg: Segment, key: StreamKey, drives: &[Arc<Drive>]) -> Result<Self, StoreError> {
+impl<O: PackageOpener> SegmentReader<O> {
+    /// Prepares to read `seg` with stream key (or other package opener) `key`.
+    pub fn new(seg: Segment, key: O, drives: &[Arc<Drive>]) -> Result<Self, StoreError> {
         if seg.codec != coffer_erasure::CODEC_ID {
             return Err(StoreError::Internal(format!("unknown codec {}", seg.codec)));
         }
@@ -96,7 +97,7 @@ impl SegmentReader {
                 Some(b) => b,
                 None => continue,
             };
-            match coffer_crypto::open_package(&self.key, index, is_final, &sealed) {
+            match self.key.open_package(index, is_final, &sealed) {
                 Ok(p) => return Ok(p),
                 Err(_) => {
                     tracing::warn!(data_id = %self.seg.data_id, index, ?combo, "package failed authentication; trying other shards");

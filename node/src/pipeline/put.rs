@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::drive::{DataId, Drive};
 use crate::manifest::Segment;
+use crate::pipeline::cipher::StreamSealer;
 use crate::pipeline::etag::Md5Worker;
 
 /// Blocks in flight per shard writer: bounds memory to about this × block size × width.
@@ -28,15 +29,15 @@ struct ShardWriter {
     task: JoinHandle<std::io::Result<()>>,
 }
 
-/// A segment being written.
-pub struct SegmentWriter {
+/// A segment being written, sealed by `S` (coffer_crypto's [`Encryptor`] in production).
+pub struct SegmentWriter<S: StreamSealer = Encryptor> {
     data_id: DataId,
     salt: [u8; 32],
     cfg: ErasureConfig,
     codec: Codec,
     drives: Vec<usize>,
     shard_drives: Vec<Arc<Drive>>,
-    encryptor: Option<Encryptor>,
+    encryptor: Option<S>,
     md5: Option<Md5Worker>,
     part: u32,
     stream_version: u8,
@@ -57,7 +58,7 @@ pub struct WrittenSegment {
     pub failed_shards: Vec<usize>,
 }
 
-impl SegmentWriter {
+impl SegmentWriter<Encryptor> {
     /// Opens shard writers on `drives` (one per shard, by placement).
     ///
     /// `binding` names the object and part the stream belongs to; `with_md5` asks for the MD5
@@ -74,9 +75,38 @@ impl SegmentWriter {
         placement: Vec<usize>,
         all_drives: &[Arc<Drive>],
     ) -> Result<Self, StoreError> {
-        let codec = Codec::new(cfg).map_err(|e| StoreError::Internal(e.to_string()))?;
         let key = coffer_crypto::derive_stream_key(oek, suite, &salt, binding);
         let stream_version = key.version();
+        Self::start_with(
+            data_id,
+            salt,
+            Encryptor::new(key),
+            stream_version,
+            binding.part,
+            with_md5,
+            cfg,
+            placement,
+            all_drives,
+        )
+    }
+}
+
+impl<S: StreamSealer> SegmentWriter<S> {
+    /// Like [`SegmentWriter::start`], with the stream sealed by `sealer`; `stream_version` and
+    /// `part` are recorded in the manifest entry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with(
+        data_id: DataId,
+        salt: [u8; 32],
+        sealer: S,
+        stream_version: u8,
+        part: u32,
+        with_md5: bool,
+        cfg: ErasureConfig,
+        placement: Vec<usize>,
+        all_drives: &[Arc<Drive>],
+    ) -> Result<Self, StoreError> {
+        let codec = Codec::new(cfg).map_err(|e| StoreError::Internal(e.to_string()))?;
         let mut writers = Vec::with_capacity(placement.len());
         let shard_drives: Vec<Arc<Drive>> =
             placement.iter().map(|&d| all_drives[d].clone()).collect();
@@ -93,9 +123,9 @@ impl SegmentWriter {
             codec,
             drives: placement,
             shard_drives,
-            encryptor: Some(Encryptor::new(key)),
+            encryptor: Some(sealer),
             md5: with_md5.then(Md5Worker::start),
-            part: binding.part,
+            part,
             stream_version,
             pending: Vec::with_capacity(cfg.block_size + 2 * coffer_crypto::PACKAGE_SIZE),
             sealed_len: 0,
