@@ -1,9 +1,10 @@
 //! Configuration: flags > `COFFER_*` environment > TOML file > built-in defaults.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use coffer_cluster::tls::TlsSource;
 use serde::Deserialize;
 
 /// Command line.
@@ -24,6 +25,92 @@ pub struct Cli {
 pub enum Command {
     /// Run a node. With no options: one node, data under ./data, S3 on 127.0.0.1:9000.
     Server(ServerArgs),
+    /// Make TLS certificates: a cluster CA, node certificates signed by it, or a self-signed one.
+    Certs {
+        /// Which certificate.
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+/// Subcommands of `coffer certs`. Keys are written with mode 0600; existing files are never
+/// overwritten without --force.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// A new cluster CA: DIR/ca.pem and DIR/ca-key.pem.
+    Ca {
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A node certificate (server and client auth) signed by the CA: DIR/NAME.pem (certificate
+    /// and CA chain) and DIR/NAME.key.
+    Node {
+        /// Directory holding ca.pem and ca-key.pem.
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// Node name: the certificate's common name and the file names.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// DNS names (SANs), repeatable or comma-separated.
+        #[arg(long, value_name = "NAME", value_delimiter = ',')]
+        dns: Vec<String>,
+        /// IP addresses (SANs), repeatable or comma-separated.
+        #[arg(long, value_name = "IP", value_delimiter = ',')]
+        ip: Vec<IpAddr>,
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A self-signed certificate for development: DIR/NAME.pem and DIR/NAME.key.
+    SelfSigned {
+        /// DNS names (SANs), repeatable or comma-separated.
+        #[arg(long, value_name = "NAME", value_delimiter = ',')]
+        dns: Vec<String>,
+        /// IP addresses (SANs), repeatable or comma-separated.
+        #[arg(long, value_name = "IP", value_delimiter = ',')]
+        ip: Vec<IpAddr>,
+        /// The certificate's common name and the file names.
+        #[arg(long, value_name = "NAME", default_value = "server")]
+        name: String,
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+impl CertsCommand {
+    /// Writes the files and returns what was written.
+    pub fn run(&self) -> Result<coffer_cluster::certs::Written, coffer_cluster::certs::CertError> {
+        use coffer_cluster::certs;
+        match self {
+            CertsCommand::Ca { out, force } => certs::write_ca(out, *force),
+            CertsCommand::Node {
+                ca,
+                name,
+                dns,
+                ip,
+                out,
+                force,
+            } => certs::write_node(ca, name, dns, ip, out, *force),
+            CertsCommand::SelfSigned {
+                dns,
+                ip,
+                name,
+                out,
+                force,
+            } => certs::write_self_signed(name, dns, ip, out, *force),
+        }
+    }
 }
 
 /// Log output format.
@@ -73,6 +160,16 @@ pub struct ServerArgs {
     /// Base domain for virtual-host-style requests (bucket.DOMAIN) [TOML: domain]
     #[arg(long, env = "COFFER_DOMAIN", value_name = "DOMAIN")]
     pub domain: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key) [TOML: tls_cert]
+    #[arg(long, env = "COFFER_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert [TOML: tls_key]
+    #[arg(long, env = "COFFER_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with the NAME.pem + NAME.key pairs in DIR, chosen by SNI (default.pem, else
+    /// the first, when there is no match) [TOML: tls_dir]
+    #[arg(long, env = "COFFER_TLS_DIR", value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 /// The TOML file's keys (all optional).
@@ -87,6 +184,9 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     insecure_http: Option<bool>,
     domain: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_dir: Option<PathBuf>,
 }
 
 /// The resolved configuration of a node.
@@ -108,6 +208,8 @@ pub struct Config {
     pub insecure_http: bool,
     /// Virtual-host base domain.
     pub domain: Option<String>,
+    /// HTTPS certificates for the S3 and admin listeners; plain HTTP when absent.
+    pub tls: Option<TlsSource>,
 }
 
 /// Configuration errors.
@@ -153,7 +255,27 @@ impl Config {
         if drives.len() > 16 {
             return Err(ConfigError::Invalid("at most 16 drives per node".into()));
         }
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+            args.tls_dir.or(file.tls_dir),
+        ) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), None) => Some(TlsSource::Pair { cert, key }),
+            (None, None, Some(dir)) => Some(TlsSource::Dir(dir)),
+            (Some(_), None, None) | (None, Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "--tls-cert and --tls-key must be given together".into(),
+                ))
+            }
+            (_, _, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "--tls-dir cannot be combined with --tls-cert/--tls-key".into(),
+                ))
+            }
+        };
         Ok(Self {
+            tls,
             s3_addr: args
                 .s3_addr
                 .or(file.s3_addr)
@@ -176,11 +298,15 @@ impl Config {
 
     /// Refuses plain HTTP on a non-loopback address unless explicitly allowed.
     pub fn check_listeners(&self) -> Result<(), ConfigError> {
+        if self.tls.is_some() {
+            return Ok(());
+        }
         for addr in [self.s3_addr, self.admin_addr] {
             if !addr.ip().is_loopback() && !self.insecure_http {
                 return Err(ConfigError::Invalid(format!(
-                    "refusing plain HTTP on non-loopback address {addr}: pass --insecure-http \
-                     (or bind to 127.0.0.1) until TLS is configured"
+                    "refusing plain HTTP on non-loopback address {addr}: configure TLS \
+                     (--tls-cert/--tls-key or --tls-dir), bind to 127.0.0.1, or pass \
+                     --insecure-http"
                 )));
             }
         }
@@ -249,6 +375,80 @@ mod tests {
     }
 
     #[test]
+    fn tls_options() {
+        let args = |cert: Option<&str>, key: Option<&str>, dir: Option<&str>| ServerArgs {
+            s3_addr: Some("0.0.0.0:9000".parse().unwrap()),
+            tls_cert: cert.map(PathBuf::from),
+            tls_key: key.map(PathBuf::from),
+            tls_dir: dir.map(PathBuf::from),
+            ..Default::default()
+        };
+        let c = Config::resolve(args(Some("c.pem"), Some("k.pem"), None)).unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsSource::Pair {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert!(c.check_listeners().is_ok(), "TLS lifts the loopback rule");
+        let c = Config::resolve(args(None, None, Some("certs"))).unwrap();
+        assert_eq!(c.tls, Some(TlsSource::Dir("certs".into())));
+        for bad in [
+            args(Some("c.pem"), None, None),
+            args(None, Some("k.pem"), None),
+            args(Some("c.pem"), Some("k.pem"), Some("certs")),
+        ] {
+            assert!(matches!(Config::resolve(bad), Err(ConfigError::Invalid(_))));
+        }
+        let err = Config::resolve(args(None, None, None))
+            .unwrap()
+            .check_listeners()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--insecure-http") && err.contains("--tls-cert"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn certs_subcommands_parse() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "coffer",
+            "certs",
+            "node",
+            "--ca",
+            "ca",
+            "--name",
+            "n1",
+            "--dns",
+            "a.test,b.test",
+            "--ip",
+            "10.0.0.1",
+            "--ip",
+            "::1",
+            "--out",
+            "o",
+        ])
+        .unwrap();
+        let Command::Certs {
+            command: CertsCommand::Node { dns, ip, force, .. },
+        } = cli.command
+        else {
+            panic!("certs node expected")
+        };
+        assert_eq!(dns, vec!["a.test", "b.test"]);
+        assert_eq!(ip.len(), 2);
+        assert!(!force);
+        assert!(
+            Cli::try_parse_from(["coffer", "certs", "ca"]).is_err(),
+            "--out is required"
+        );
+    }
+
+    #[test]
     fn unknown_file_keys_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
@@ -266,7 +466,9 @@ mod tests {
         let cli =
             Cli::try_parse_from(["coffer", "server", "--drives", "a,b,c,d", "--insecure-http"])
                 .unwrap();
-        let Command::Server(args) = cli.command;
+        let Command::Server(args) = cli.command else {
+            panic!("server expected")
+        };
         assert_eq!(args.drives.unwrap().len(), 4);
         assert_eq!(args.insecure_http, Some(true));
     }

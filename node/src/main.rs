@@ -38,7 +38,18 @@ async fn wait_for_signal(token: CancellationToken) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let Command::Server(args) = cli.command;
+    let args = match cli.command {
+        Command::Server(args) => args,
+        Command::Certs { command } => {
+            let w = command.run()?;
+            println!(
+                "wrote {} and {} (mode 0600)",
+                w.cert.display(),
+                w.key.display()
+            );
+            return Ok(());
+        }
+    };
     let cfg = Config::resolve(args)?;
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -42,6 +42,11 @@ struct KmsOpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TlsLabels {
+    group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
     operation: String,
 }
@@ -59,6 +64,7 @@ pub struct Metrics {
     kms_latency: Family<KmsOpLabels, Histogram>,
     cache_hits: Family<CacheLabels, Counter>,
     cache_misses: Family<CacheLabels, Counter>,
+    tls_handshakes: Family<TlsLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -127,8 +133,15 @@ impl Metrics {
             "Data-key cache lookups that went to the KMS provider",
             cache_misses.clone(),
         );
+        let tls_handshakes = Family::<TlsLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "Completed TLS handshakes by negotiated key-exchange group",
+            tls_handshakes.clone(),
+        );
         Self {
             registry,
+            tls_handshakes,
             requests,
             latency,
             bytes_in,
@@ -157,6 +170,15 @@ impl Metrics {
                 operation: operation.to_string(),
             })
             .observe(secs);
+    }
+
+    /// Counts one completed TLS handshake.
+    pub fn record_tls_handshake(&self, group: &str) {
+        self.tls_handshakes
+            .get_or_create(&TlsLabels {
+                group: group.to_string(),
+            })
+            .inc();
     }
 
     /// Counts an encrypted segment.

@@ -49,6 +49,9 @@ pub enum NodeError {
     /// The S3 service could not be built.
     #[error("S3 service: {0}")]
     S3Service(#[from] coffer_s3api::ServiceConfigError),
+    /// The TLS certificates could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(#[from] coffer_cluster::tls::TlsError),
     /// An actor failed to start.
     #[error("actor start-up: {0}")]
     Actor(String),
@@ -62,6 +65,17 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
 /// Runs a node until `shutdown` is cancelled, then drains in-flight requests and flushes.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), NodeError> {
     cfg.check_listeners()?;
+    // Certificates first: a bad file should stop start-up before anything else happens.
+    let tls = match &cfg.tls {
+        Some(source) => {
+            let (server_cfg, resolver) = coffer_cluster::tls::server_config(source.clone())?;
+            for (file, names) in resolver.summary() {
+                tracing::info!(file = %file.display(), names = ?names, "TLS certificate loaded");
+            }
+            Some((tokio_rustls::TlsAcceptor::from(server_cfg), resolver))
+        }
+        None => None,
+    };
     let fs: Arc<dyn DriveIo> = Arc::new(FsDriveIo);
     let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -169,21 +183,34 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), NodeErr
         Arc::new(move || m.render()),
         observer.clone(),
     );
-    tracing::info!(s3 = %cfg.s3_addr, admin = %cfg.admin_addr, "coffer is serving");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(s3 = %cfg.s3_addr, admin = %cfg.admin_addr, scheme, "coffer is serving");
     println!(
-        "S3 API: http://{}  admin API: http://{}",
+        "S3 API: {scheme}://{}  admin API: {scheme}://{}",
         cfg.s3_addr, cfg.admin_addr
     );
 
-    let s3_task = tokio::spawn(coffer_s3api::serve_s3(
+    let m = metrics.clone();
+    let opts = coffer_s3api::ServeOptions {
+        tls: tls.as_ref().map(|(acceptor, _)| acceptor.clone()),
+        on_handshake: Some(Arc::new(move |group: &str| m.record_tls_handshake(group))),
+        ..Default::default()
+    };
+    tokio::spawn(reload_on_sighup(
+        tls.map(|(_, resolver)| resolver),
+        shutdown.clone(),
+    ));
+    let s3_task = tokio::spawn(coffer_s3api::serve_s3_with(
         s3_listener,
         s3,
         shutdown.clone().cancelled_owned(),
+        opts.clone(),
     ));
-    let admin_task = tokio::spawn(coffer_s3api::serve_admin(
+    let admin_task = tokio::spawn(coffer_s3api::serve_admin_with(
         admin_listener,
         admin,
         shutdown.clone().cancelled_owned(),
+        opts,
     ));
     shutdown.cancelled().await;
     tracing::info!("shutting down: draining in-flight requests");
@@ -197,6 +224,39 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), NodeErr
     observer.flush();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the TLS certificates on every SIGHUP: new handshakes get the new certificates, open
+/// connections keep theirs; a failed reload keeps the old ones. Without TLS, SIGHUP is ignored
+/// (instead of ending the process).
+async fn reload_on_sighup(
+    resolver: Option<Arc<coffer_cluster::tls::SniResolver>>,
+    shutdown: CancellationToken,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler: certificate reload disabled");
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            got = hup.recv() => if got.is_none() { return },
+        }
+        match &resolver {
+            None => tracing::info!("SIGHUP: no TLS configured, nothing to reload"),
+            Some(r) => match r.reload() {
+                Ok(()) => {
+                    for (file, names) in r.summary() {
+                        tracing::info!(file = %file.display(), names = ?names, "TLS certificate reloaded");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed: keeping the old certificates")
+                }
+            },
+        }
+    }
 }
 
 fn open_drives(

@@ -22,6 +22,6 @@ pub use backend::*;
 pub use error::{to_s3_error, wire_code, WireCode};
 pub use s3::{CofferS3, ConnectionInfo};
 pub use serve::{
-    s3_service, serve_admin, serve_admin_with, serve_s3, serve_s3_with, ServeOptions,
-    ServiceConfigError,
+    s3_service, serve_admin, serve_admin_with, serve_s3, serve_s3_with, HandshakeHook,
+    ServeOptions, ServiceConfigError,
 };

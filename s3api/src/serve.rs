@@ -54,13 +54,34 @@ pub fn s3_service<B: Backend>(
     Ok(S3HttpService::new(builder.build(), observer))
 }
 
+/// Called after each completed TLS handshake with the negotiated key-exchange group's name
+/// (for metrics).
+pub type HandshakeHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Knobs of the accept loop.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// How long in-flight requests may run after shutdown begins before connections are cut.
     pub grace_period: Duration,
-    /// How long a client may take to send request headers (slow-loris guard).
+    /// How long a client may take to send request headers (slow-loris guard); also bounds the
+    /// TLS handshake.
     pub header_read_timeout: Duration,
+    /// Serve HTTPS with this acceptor instead of plain HTTP. Requests on such connections carry
+    /// `ConnectionInfo { secure: true }`.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Told the key-exchange group of every TLS handshake.
+    pub on_handshake: Option<HandshakeHook>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("grace_period", &self.grace_period)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("tls", &self.tls.is_some())
+            .field("on_handshake", &self.on_handshake.is_some())
+            .finish()
+    }
 }
 
 impl Default for ServeOptions {
@@ -68,6 +89,8 @@ impl Default for ServeOptions {
         Self {
             grace_period: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(30),
+            tls: None,
+            on_handshake: None,
         }
     }
 }
@@ -148,15 +171,62 @@ async fn serve_loop<S, B>(
                         tracing::warn!(server = name, %peer, error = %e, "could not set TCP_NODELAY");
                     }
                     let inner = svc.clone();
-                    let info = crate::s3::ConnectionInfo { peer, secure: false };
+                    let secure = opts.tls.is_some();
+                    let info = crate::s3::ConnectionInfo { peer, secure };
                     let per_conn = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                         req.extensions_mut().insert(info);
                         inner.call(req)
                     });
-                    let conn = http.serve_connection(TokioIo::new(stream), per_conn);
-                    let conn = graceful.watch(conn);
+                    let watcher = graceful.watcher();
+                    let http = http.clone();
+                    let tls = opts.tls.clone();
+                    let hook = opts.on_handshake.clone();
+                    let handshake_timeout = opts.header_read_timeout;
                     conns.spawn(async move {
-                        if let Err(e) = conn.await {
+                        let result = match tls {
+                            None => {
+                                let conn = http.serve_connection(TokioIo::new(stream), per_conn);
+                                watcher.watch(conn).await
+                            }
+                            Some(acceptor) => {
+                                let stream = match tokio::time::timeout(
+                                    handshake_timeout,
+                                    acceptor.accept(stream),
+                                )
+                                .await
+                                {
+                                    Ok(Ok(s)) => s,
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(server = name, %peer, error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(server = name, %peer, "TLS handshake timed out");
+                                        return;
+                                    }
+                                };
+                                let (_, session) = stream.get_ref();
+                                let group = session
+                                    .negotiated_key_exchange_group()
+                                    .map(|g| format!("{:?}", g.name()))
+                                    .unwrap_or_else(|| "none".into());
+                                tracing::debug!(
+                                    server = name,
+                                    %peer,
+                                    version = ?session.protocol_version(),
+                                    suite = ?session.negotiated_cipher_suite().map(|s| s.suite()),
+                                    group = %group,
+                                    sni = session.server_name().unwrap_or(""),
+                                    "TLS handshake"
+                                );
+                                if let Some(hook) = hook {
+                                    hook(&group);
+                                }
+                                let conn = http.serve_connection(TokioIo::new(stream), per_conn);
+                                watcher.watch(conn).await
+                            }
+                        };
+                        if let Err(e) = result {
                             tracing::debug!(server = name, %peer, error = %e, "connection ended with error");
                         }
                     });
