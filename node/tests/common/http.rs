@@ -180,6 +180,7 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
 pub fn split_url(url: &str) -> (String, String) {
     let rest = url
         .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
         .unwrap_or_else(|| panic!("not an http URL: {url}"));
     match rest.find('/') {
         Some(i) => (rest[..i].to_string(), rest[i..].to_string()),

@@ -21,6 +21,7 @@ use base64::Engine as _;
 pub mod data;
 pub mod http;
 pub mod sse;
+pub mod tls;
 
 pub use data::*;
 pub use http::*;
@@ -74,6 +75,9 @@ pub struct ServerOpts {
     pub extra_args: Vec<String>,
     /// Extra environment variables.
     pub extra_env: Vec<(String, String)>,
+    /// The server speaks HTTPS (set up by `extra_args`); the harness trusts this CA (PEM file)
+    /// for its health checks and connects to 127.0.0.1 without SNI.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl ServerOpts {
@@ -138,7 +142,12 @@ impl TestServer {
     }
 
     pub fn s3_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.s3_port)
+        let scheme = if self.opts.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.s3_port)
     }
 
     pub fn s3_addr(&self) -> String {
@@ -240,7 +249,24 @@ impl TestServer {
                     return Err(format!("coffer exited during start-up with {status}"));
                 }
             }
-            match http_request(&self.admin_addr(), "GET", "/api/v1/health", &[], b"").await {
+            let answer = match &self.opts.tls_ca {
+                None => http_request(&self.admin_addr(), "GET", "/api/v1/health", &[], b"").await,
+                Some(ca) => {
+                    let cfg = tls::client_config(&[ca.as_path()], None, None);
+                    tls::https_request(
+                        cfg,
+                        &self.admin_addr(),
+                        None,
+                        "GET",
+                        "/api/v1/health",
+                        &[],
+                        b"",
+                    )
+                    .await
+                    .map(|(r, _)| r)
+                }
+            };
+            match answer {
                 Ok(r) if r.status == 200 => return Ok(()),
                 Ok(r) => last = format!("status {}", r.status),
                 Err(e) => last = e,
