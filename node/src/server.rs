@@ -62,8 +62,32 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
     move |source| NodeError::Io { what, source }
 }
 
+/// What a node runs with beyond its [`Config`]: seams that only benchmarks and tests replace.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The stream cipher of object data (production: [`crate::pipeline::StreamCipher`]).
+    pub cipher: Arc<dyn crate::pipeline::CipherFactory>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            cipher: crate::pipeline::stream_cipher(),
+        }
+    }
+}
+
 /// Runs a node until `shutdown` is cancelled, then drains in-flight requests and flushes.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), NodeError> {
+    run_with(cfg, shutdown, RunOptions::default()).await
+}
+
+/// [`run`] with the given [`RunOptions`].
+pub async fn run_with(
+    cfg: Config,
+    shutdown: CancellationToken,
+    options: RunOptions,
+) -> Result<(), NodeError> {
     cfg.check_listeners()?;
     // Certificates first: a bad file should stop start-up before anything else happens.
     let tls = match &cfg.tls {
@@ -158,6 +182,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), NodeErr
         clock,
         entropy,
         metrics: metrics.clone(),
+        cipher: options.cipher,
     });
 
     let s3_listener = TcpListener::bind(cfg.s3_addr)

@@ -2,10 +2,17 @@
 //! block's CRC32C, reconstruct from parity when a shard is missing or corrupt, and open the
 //! package. When a package fails authentication although its shards' checksums passed, other
 //! shard combinations are tried before giving up: the AEAD tag is the end-to-end guard.
+//!
+//! [`PackageStream`] pipelines a run of packages: the reading stage (shard reads, CRCs,
+//! reconstruction) runs ahead of a dedicated opening thread by up to [`READ_AHEAD`] packages, so
+//! decryption overlaps with reading the following packages and with sending earlier ones. Only
+//! packages whose tag verified are released, in order; an authentication failure sends that
+//! package back through the serial path, which tries the remaining shard combinations.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use coffer_crypto::{StreamKey, PACKAGE_SIZE, TAG_LEN};
+use coffer_crypto::{CryptoError, StreamKey, PACKAGE_SIZE, TAG_LEN};
 use coffer_erasure::{Codec, ErasureConfig};
 use coffer_s3api::backend::StoreError;
 
@@ -13,6 +20,10 @@ use crate::drive::{DataId, Drive};
 use crate::manifest::Segment;
 use crate::pipeline::cipher::PackageOpener;
 use crate::seams::ShardSource;
+use tokio::sync::mpsc;
+
+/// Sealed packages read ahead of the opening thread (16 × 64 KiB = 1 MiB per stream).
+pub const READ_AHEAD: usize = 16;
 
 /// Shard combinations tried per package before the object is declared unreadable.
 const MAX_ATTEMPTS: usize = 32;
@@ -32,7 +43,7 @@ pub struct SegmentReader<O: PackageOpener = StreamKey> {
     id: DataId,
     cfg: ErasureConfig,
     codec: Codec,
-    key: O,
+    key: Arc<O>,
     drives: Vec<Arc<Drive>>,
     sources: Vec<SourceState>,
     cache: Option<(u64, Vec<usize>, Vec<u8>)>,
@@ -66,7 +77,7 @@ impl<O: PackageOpener> SegmentReader<O> {
             id,
             cfg,
             codec,
-            key,
+            key: Arc::new(key),
             drives: picked,
             cache: None,
         })
@@ -77,8 +88,8 @@ impl<O: PackageOpener> SegmentReader<O> {
         self.seg.plain_len.div_ceil(PACKAGE_SIZE as u64).max(1)
     }
 
-    /// The plaintext of package `index`.
-    pub async fn read_package(&mut self, index: u64) -> Result<Vec<u8>, StoreError> {
+    /// Where package `index` lies in the sealed stream: (start, len, is_final).
+    fn package_span(&self, index: u64) -> Result<(u64, u64, bool), StoreError> {
         let count = self.package_count();
         if index >= count {
             return Err(StoreError::Internal("package index past the end".into()));
@@ -90,21 +101,64 @@ impl<O: PackageOpener> SegmentReader<O> {
         if start + len > self.seg.sealed_len {
             return Err(StoreError::DataCorrupt);
         }
-        let is_final = index + 1 == count;
-        for attempt in 0..self.combos.len() {
-            let combo = self.combos[attempt].clone();
-            let sealed = match self.sealed_bytes(start, len, &combo).await? {
-                Some(b) => b,
-                None => continue,
-            };
+        Ok((start, len, index + 1 == count))
+    }
+
+    /// The plaintext of package `index`.
+    pub async fn read_package(&mut self, index: u64) -> Result<Vec<u8>, StoreError> {
+        self.read_package_from(index, 0).await
+    }
+
+    /// Like [`Self::read_package`], trying shard combinations from `first_attempt` on.
+    async fn read_package_from(
+        &mut self,
+        index: u64,
+        first_attempt: usize,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut attempt = first_attempt;
+        while let Some((sealed, used, is_final)) = self.sealed_package(index, attempt).await? {
             match self.key.open_package(index, is_final, &sealed) {
                 Ok(p) => return Ok(p),
-                Err(_) => {
-                    tracing::warn!(data_id = %self.seg.data_id, index, ?combo, "package failed authentication; trying other shards");
-                }
+                Err(_) => self.auth_failed(index, used),
             }
+            attempt = used + 1;
         }
         Err(StoreError::DataCorrupt)
+    }
+
+    fn auth_failed(&self, index: u64, attempt: usize) {
+        let combo = &self.combos[attempt];
+        tracing::warn!(data_id = %self.seg.data_id, index, ?combo, "package failed authentication; trying other shards");
+    }
+
+    /// The sealed bytes of package `index` from the first shard combination, at or after
+    /// `first_attempt`, whose shards are available and pass their checksums: (bytes, attempt,
+    /// is_final). None when no combination is left.
+    async fn sealed_package(
+        &mut self,
+        index: u64,
+        first_attempt: usize,
+    ) -> Result<Option<(Vec<u8>, usize, bool)>, StoreError> {
+        let (start, len, is_final) = self.package_span(index)?;
+        for attempt in first_attempt..self.combos.len() {
+            let combo = self.combos[attempt].clone();
+            if let Some(b) = self.sealed_bytes(start, len, &combo).await? {
+                return Ok(Some((b, attempt, is_final)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Packages `first..=last`, in order, with reading pipelined ahead of opening.
+    pub fn packages(self, first: u64, last: u64) -> PackageStream<O> {
+        PackageStream {
+            reader: self,
+            next_read: first,
+            next_yield: first,
+            last,
+            inflight: VecDeque::with_capacity(READ_AHEAD),
+            worker: None,
+        }
     }
 
     /// Sealed bytes [start, start+len) using the shards in `combo`; None if one of them is bad.
@@ -202,6 +256,107 @@ impl<O: PackageOpener> SegmentReader<O> {
                 tracing::warn!(data_id = %self.seg.data_id, shard, "shard file unavailable");
                 self.sources[shard] = SourceState::Missing;
                 None
+            }
+        }
+    }
+}
+
+struct OpenJob {
+    index: u64,
+    is_final: bool,
+    sealed: Vec<u8>,
+}
+
+struct OpenWorker {
+    jobs: mpsc::Sender<OpenJob>,
+    results: mpsc::Receiver<Result<Vec<u8>, CryptoError>>,
+}
+
+impl OpenWorker {
+    /// A blocking-pool thread that opens packages in the order they arrive; it ends when the
+    /// job channel closes (the stream finished or was dropped) or the results are dropped.
+    fn start<O: PackageOpener>(opener: Arc<O>) -> Self {
+        let (jobs, mut rx) = mpsc::channel::<OpenJob>(READ_AHEAD);
+        // At most READ_AHEAD jobs are in flight, so this never fills.
+        let (tx, results) = mpsc::channel(READ_AHEAD + 1);
+        tokio::task::spawn_blocking(move || {
+            while let Some(job) = rx.blocking_recv() {
+                let r = opener.open_package(job.index, job.is_final, &job.sealed);
+                if tx.blocking_send(r).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { jobs, results }
+    }
+}
+
+/// A run of packages of one segment being read (see the module docs).
+pub struct PackageStream<O: PackageOpener = StreamKey> {
+    reader: SegmentReader<O>,
+    next_read: u64,
+    next_yield: u64,
+    last: u64,
+    /// Shard-combination attempt each in-flight package was read with, oldest first.
+    inflight: VecDeque<usize>,
+    worker: Option<OpenWorker>,
+}
+
+impl<O: PackageOpener> PackageStream<O> {
+    /// The plaintext of the next package (authenticated), or None after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.next_yield > self.last {
+            return Ok(None);
+        }
+        let index = self.next_yield;
+        if self.inflight.is_empty() && index == self.last {
+            // A single package left and nothing queued: no point in a hand-off.
+            self.next_yield += 1;
+            self.next_read = self.next_yield;
+            return self.reader.read_package(index).await.map(Some);
+        }
+        if self.worker.is_none() {
+            self.worker = Some(OpenWorker::start(self.reader.key.clone()));
+        }
+        while self.next_read <= self.last && self.inflight.len() < READ_AHEAD {
+            let Some((sealed, attempt, is_final)) =
+                self.reader.sealed_package(self.next_read, 0).await?
+            else {
+                return Err(StoreError::DataCorrupt);
+            };
+            let job = OpenJob {
+                index: self.next_read,
+                is_final,
+                sealed,
+            };
+            let Some(worker) = self.worker.as_mut() else {
+                return Err(StoreError::Internal("package opener missing".into()));
+            };
+            if worker.jobs.send(job).await.is_err() {
+                return Err(StoreError::Internal("package opener stopped".into()));
+            }
+            self.inflight.push_back(attempt);
+            self.next_read += 1;
+        }
+        let (Some(attempt), Some(worker)) = (self.inflight.pop_front(), self.worker.as_mut())
+        else {
+            return Err(StoreError::Internal("package pipeline out of step".into()));
+        };
+        let opened = worker
+            .results
+            .recv()
+            .await
+            .ok_or_else(|| StoreError::Internal("package opener stopped".into()))?;
+        self.next_yield += 1;
+        match opened {
+            Ok(p) => Ok(Some(p)),
+            Err(_) => {
+                // The checksums passed but the tag did not: try the other combinations.
+                self.reader.auth_failed(index, attempt);
+                self.reader
+                    .read_package_from(index, attempt + 1)
+                    .await
+                    .map(Some)
             }
         }
     }

@@ -5,6 +5,6 @@ pub mod etag;
 pub mod get;
 pub mod put;
 
-pub use cipher::{PackageOpener, StreamSealer};
-pub use get::SegmentReader;
+pub use cipher::{stream_cipher, CipherFactory, PackageOpener, StreamCipher, StreamSealer};
+pub use get::{PackageStream, SegmentReader, READ_AHEAD};
 pub use put::{SegmentWriter, WrittenSegment};

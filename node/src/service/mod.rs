@@ -37,6 +37,8 @@ pub struct NodeService {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) entropy: Arc<dyn Entropy>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Makes the sealers and openers of segment streams.
+    pub(crate) cipher: Arc<dyn crate::pipeline::CipherFactory>,
 }
 
 impl NodeService {

@@ -101,12 +101,15 @@ impl NodeService {
         let hash = coffer_erasure::object_hash(bucket, key) ^ u64::from_le_bytes(self.random());
         let placement = coffer_erasure::place(hash, self.drives.len(), self.erasure.width())
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let mut writer = SegmentWriter::start(
+        let stream_key =
+            coffer_crypto::derive_stream_key(oek, suite, &salt, &binding(bucket, key, part));
+        let stream_version = stream_key.version();
+        let mut writer = SegmentWriter::start_with(
             data_id,
             salt,
-            oek,
-            suite,
-            &binding(bucket, key, part),
+            self.cipher.sealer(stream_key),
+            stream_version,
+            part,
             // S3 ETags are the plaintext MD5 only for SSE-S3: skip the slowest stage otherwise.
             record.mode == SseMode::S3,
             self.erasure,

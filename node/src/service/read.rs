@@ -1,5 +1,6 @@
-//! GET bodies: a lazy stream that decrypts only the packages a range needs, one at a time,
-//! so memory stays flat whatever the object size.
+//! GET bodies: a lazy stream that decrypts only the packages a range needs, reading at most
+//! [`READ_AHEAD`](crate::pipeline::READ_AHEAD) packages ahead of the one being opened, so memory
+//! stays flat whatever the object size.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use crate::drive::Drive;
 use crate::keys::KeyService;
 use crate::manifest::{ObjectManifest, Segment};
 use crate::metrics::Metrics;
-use crate::pipeline::SegmentReader;
+use crate::pipeline::{CipherFactory, PackageOpener, PackageStream, SegmentReader};
 
 /// Turns a requested range into inclusive offsets, or InvalidRange.
 pub(crate) fn resolve_range(spec: RangeSpec, size: u64) -> StoreResult<(u64, u64)> {
@@ -32,7 +33,8 @@ struct Cursor {
     segments: Vec<Segment>,
     starts: Vec<u64>,
     seg: usize,
-    reader: Option<SegmentReader>,
+    reader: Option<PackageStream<Box<dyn PackageOpener>>>,
+    cipher: Arc<dyn CipherFactory>,
     oek: SecretKey,
     suite: coffer_crypto::CipherSuite,
     bucket: String,
@@ -73,14 +75,20 @@ impl Cursor {
                 &binding,
             )
             .map_err(|_| StoreError::DataCorrupt)?;
-            self.reader = Some(SegmentReader::new(segment.clone(), key, &self.drives)?);
+            // Packages of this segment the range covers.
+            let first = (self.pos - seg_start) / PACKAGE_SIZE as u64;
+            let seg_end = (self.end - seg_start).min(segment.plain_len.max(1) - 1);
+            let last = seg_end / PACKAGE_SIZE as u64;
+            let reader =
+                SegmentReader::new(segment.clone(), self.cipher.opener(key), &self.drives)?;
+            self.reader = Some(reader.packages(first, last));
         }
         let Some(reader) = self.reader.as_mut() else {
             return Ok(None);
         };
         let seg_off = self.pos - seg_start;
         let pkg = seg_off / PACKAGE_SIZE as u64;
-        let plain = reader.read_package(pkg).await?;
+        let plain = reader.next().await?.ok_or(StoreError::DataCorrupt)?;
         self.metrics.record_decrypt(plain.len() as u64);
         let pkg_start = pkg * PACKAGE_SIZE as u64;
         let from = (seg_off - pkg_start) as usize;
@@ -89,7 +97,7 @@ impl Cursor {
             return Err(StoreError::DataCorrupt);
         }
         self.pos += (to - from) as u64;
-        Ok(Some(Bytes::copy_from_slice(&plain[from..to])))
+        Ok(Some(Bytes::from(plain).slice(from..to)))
     }
 }
 
@@ -122,6 +130,7 @@ impl NodeService {
             key: key.to_string(),
             drives: self.drives.clone(),
             metrics: self.metrics.clone(),
+            cipher: self.cipher.clone(),
             pos: start,
             end,
         };

@@ -1,0 +1,547 @@
+//! The full single-node pipeline end to end: PUT and GET through the real S3 server (in this
+//! process, over loopback HTTP, with the Rust S3 SDK as the client) with the real stream cipher,
+//! against the same server with a no-op cipher that exists only in this file (installed through
+//! [`coffer_node::server::RunOptions`]). Each SSE mode × data cipher × object size × drive
+//! count; servers alternate real / no-op / no-op / real (A/B/B/A) and each cell reports the
+//! median of its two runs per variant.
+//!
+//! `cargo bench -p coffer-node --bench s3_cipher_ratio [-- --quick]`
+//!
+//! Efficiency: the AEAD's own single-core throughput is measured in the same run; the serial
+//! bound is the no-op throughput with the AEAD added in series (1 / (1/no-op + 1/AEAD)), the
+//! parallel bound min(no-op, AEAD) (cipher fully overlapped with everything else).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use aws_sdk_s3::Client;
+use base64::Engine as _;
+use bytes::Bytes;
+use coffer_crypto::{
+    derive_stream_key, open_package, CipherSuite, CryptoError, Encryptor, SecretKey, StreamBinding,
+    StreamKey, PACKAGE_SIZE, TAG_LEN,
+};
+use coffer_node::config::{Config, LogFormat};
+use coffer_node::pipeline::{CipherFactory, PackageOpener, StreamSealer};
+use coffer_node::server::{run_with, RunOptions};
+use md5::{Digest, Md5};
+use tokio_util::sync::CancellationToken;
+
+const MIB: usize = 1 << 20;
+const ACCESS: &str = "benchaccess";
+const SECRET: &str = "benchsecret-0123456789";
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
+const KMS_KEY_ID: &str = "coffer-default";
+const GET_TARGET: f64 = 0.90;
+const PUT_TARGET: f64 = 0.85;
+
+// ---------------------------------------------------------------------------------------------
+// The no-op cipher (as in benches/pipeline.rs): the STREAM framing (64 KiB packages, each
+// followed by a 16-byte tag, one package held back until the end is known), plaintext copied,
+// zero tags. Sizes, block boundaries and shard files match the real cipher's exactly.
+
+struct NoopSealer {
+    pending: Vec<u8>,
+}
+
+fn noop_seal(package: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(package);
+    out.extend_from_slice(&[0u8; TAG_LEN]);
+}
+
+impl StreamSealer for NoopSealer {
+    fn push(&mut self, mut plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        while !plaintext.is_empty() {
+            if self.pending.len() == PACKAGE_SIZE {
+                noop_seal(&self.pending, out);
+                self.pending.clear();
+            }
+            if self.pending.is_empty() {
+                let full = (plaintext.len().saturating_sub(1)) / PACKAGE_SIZE;
+                out.reserve(full * (PACKAGE_SIZE + TAG_LEN));
+                for _ in 0..full {
+                    let (package, rest) = plaintext.split_at(PACKAGE_SIZE);
+                    noop_seal(package, out);
+                    plaintext = rest;
+                }
+            }
+            let take = (PACKAGE_SIZE - self.pending.len()).min(plaintext.len());
+            self.pending.extend_from_slice(&plaintext[..take]);
+            plaintext = &plaintext[take..];
+        }
+        Ok(())
+    }
+
+    fn finish(self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        noop_seal(&self.pending, out);
+        Ok(())
+    }
+
+    fn finish_boxed(self: Box<Self>, out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        (*self).finish(out)
+    }
+}
+
+struct NoopOpener;
+
+impl PackageOpener for NoopOpener {
+    fn open_package(&self, _: u64, _: bool, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let n = sealed
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(CryptoError::Malformed("short package"))?;
+        if sealed[n..] != [0u8; TAG_LEN] {
+            return Err(CryptoError::Malformed("bad no-op tag"));
+        }
+        let mut buf = sealed.to_vec();
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+struct NoopCipher;
+
+impl CipherFactory for NoopCipher {
+    fn sealer(&self, _: StreamKey) -> Box<dyn StreamSealer> {
+        Box::new(NoopSealer {
+            pending: Vec::with_capacity(PACKAGE_SIZE),
+        })
+    }
+
+    fn opener(&self, _: StreamKey) -> Box<dyn PackageOpener> {
+        Box::new(NoopOpener)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server, in process.
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+}
+
+struct Server {
+    s3: SocketAddr,
+    admin: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(drives: usize, noop: bool) -> Server {
+    let dir = match std::env::var_os("COFFER_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .expect("temp dir");
+    let (s3, admin) = (free_addr(), free_addr());
+    let cfg = Config {
+        data: dir.path().join("data"),
+        s3_addr: s3,
+        admin_addr: admin,
+        drives: (0..drives)
+            .map(|i| dir.path().join(format!("d{i}")))
+            .collect(),
+        audit_log: None,
+        log_format: LogFormat::Text,
+        insecure_http: false,
+        domain: None,
+    };
+    let cipher: Arc<dyn CipherFactory> = if noop {
+        Arc::new(NoopCipher)
+    } else {
+        coffer_node::pipeline::stream_cipher()
+    };
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        run_with(cfg, token, RunOptions { cipher })
+            .await
+            .expect("server");
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(s3).await.is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Server {
+        s3,
+        admin,
+        shutdown,
+        task,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn client(addr: SocketAddr) -> Client {
+    let creds = aws_sdk_s3::config::Credentials::new(ACCESS, SECRET, None, None, "bench");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version_latest()
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://{addr}"))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// Sets a bucket's default encryption and data cipher through the admin API.
+fn set_bucket_cipher(admin: SocketAddr, bucket: &str, cipher: &str) {
+    let body = format!(r#"{{"enabled":true,"algorithm":"AES256","cipher":"{cipher}"}}"#);
+    let req = format!(
+        "PUT /api/v1/buckets/{bucket}/encryption HTTP/1.1\r\nHost: {admin}\r\n\
+         Authorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = TcpStream::connect(admin).expect("admin connect");
+    s.write_all(req.as_bytes()).expect("admin write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("admin read");
+    assert!(
+        resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.1 204"),
+        "admin PUT encryption: {resp}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The workload.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sse {
+    S3,
+    Kms,
+    C,
+}
+
+impl Sse {
+    const ALL: [Sse; 3] = [Sse::S3, Sse::Kms, Sse::C];
+    fn name(self) -> &'static str {
+        match self {
+            Sse::S3 => "SSE-S3",
+            Sse::Kms => "SSE-KMS",
+            Sse::C => "SSE-C",
+        }
+    }
+}
+
+struct CustomerKey {
+    b64: String,
+    md5: String,
+}
+
+fn customer_key() -> CustomerKey {
+    let raw = [0x5au8; 32];
+    let b64 = base64::engine::general_purpose::STANDARD;
+    CustomerKey {
+        b64: b64.encode(raw),
+        md5: b64.encode(Md5::digest(raw)),
+    }
+}
+
+fn bucket_of(suite: CipherSuite) -> &'static str {
+    match suite {
+        CipherSuite::Aes256Gcm => "bench-aes",
+        _ => "bench-chacha",
+    }
+}
+
+fn mibs(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / MIB as f64 / d.as_secs_f64()
+}
+
+/// PUTs then GETs `count` objects of `size` bytes one after another; (PUT, GET) MiB/s.
+async fn put_get(
+    c: &Client,
+    bucket: &str,
+    sse: Sse,
+    body: &Bytes,
+    size: usize,
+    count: usize,
+) -> (f64, f64) {
+    let ck = customer_key();
+    let body = body.slice(..size);
+    let t = Instant::now();
+    for i in 0..count {
+        let mut req = c
+            .put_object()
+            .bucket(bucket)
+            .key(format!("o{size}-{i}"))
+            .body(ByteStream::from(body.clone()));
+        req = match sse {
+            Sse::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
+            Sse::Kms => req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(KMS_KEY_ID),
+            Sse::C => req
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(&ck.b64)
+                .sse_customer_key_md5(&ck.md5),
+        };
+        req.send().await.expect("PUT");
+    }
+    let put = mibs(size * count, t.elapsed());
+    let t = Instant::now();
+    for i in 0..count {
+        let mut req = c.get_object().bucket(bucket).key(format!("o{size}-{i}"));
+        if sse == Sse::C {
+            req = req
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(&ck.b64)
+                .sse_customer_key_md5(&ck.md5);
+        }
+        let mut out = req.send().await.expect("GET");
+        let mut got = 0usize;
+        let mut first = true;
+        while let Some(chunk) = out.body.next().await {
+            let chunk = chunk.expect("GET body");
+            if first && i == 0 {
+                let n = chunk.len().min(4096);
+                assert_eq!(&chunk[..n], &body[..n], "GET returned other bytes");
+                first = false;
+            }
+            got += chunk.len();
+        }
+        assert_eq!(got, size);
+    }
+    let get = mibs(size * count, t.elapsed());
+    for i in 0..count {
+        c.delete_object()
+            .bucket(bucket)
+            .key(format!("o{size}-{i}"))
+            .send()
+            .await
+            .expect("DELETE");
+    }
+    (put, get)
+}
+
+fn fill(buf: &mut [u8], mut s: u64) {
+    for b in buf.chunks_mut(8) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let n = b.len();
+        b.copy_from_slice(&s.to_le_bytes()[..n]);
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Single-core AEAD seal and open throughput (MiB/s, median of 5 over 16 MiB).
+fn aead_rates(suite: CipherSuite, body: &Bytes) -> (f64, f64) {
+    let data = body.slice(..16 * MIB);
+    let key = || {
+        derive_stream_key(
+            &SecretKey::from_bytes([7; 32]),
+            suite,
+            &[1; 32],
+            &StreamBinding::new("b", "k", "", 0),
+        )
+    };
+    let opener = key();
+    let mut sealed = Vec::with_capacity(data.len() + data.len() / PACKAGE_SIZE * TAG_LEN + 64);
+    let mut seal = Vec::new();
+    let mut open = Vec::new();
+    for rep in 0..6 {
+        sealed.clear();
+        let t = Instant::now();
+        let mut e = Encryptor::new(key());
+        e.push(&data, &mut sealed).expect("seal");
+        e.finish(&mut sealed).expect("seal");
+        let s = mibs(data.len(), t.elapsed());
+        let count = data.len().div_ceil(PACKAGE_SIZE);
+        let t = Instant::now();
+        for (i, pkg) in sealed.chunks(PACKAGE_SIZE + TAG_LEN).enumerate() {
+            let p = open_package(&opener, i as u64, i + 1 == count, pkg).expect("open");
+            std::hint::black_box(p);
+        }
+        let o = mibs(data.len(), t.elapsed());
+        if rep > 0 {
+            seal.push(s);
+            open.push(o);
+        }
+    }
+    (median(&mut seal), median(&mut open))
+}
+
+struct Cell {
+    op: &'static str,
+    drives: usize,
+    size: usize,
+    count: usize,
+    suite: CipherSuite,
+    sse: Sse,
+    real: Vec<f64>,
+    noop: Vec<f64>,
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // Edition 2021: set before the runtime starts any thread; read by the server at start-up.
+    std::env::set_var("COFFER_ROOT_USER", ACCESS);
+    std::env::set_var("COFFER_ROOT_PASSWORD", SECRET);
+    std::env::set_var("COFFER_ADMIN_TOKEN", ADMIN_TOKEN);
+    std::env::set_var(
+        "COFFER_KMS_LOCAL_KEY",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    );
+    let started = Instant::now();
+    let sizes: [(usize, usize); 2] = if quick {
+        [(MIB, 16), (64 * MIB, 1)]
+    } else {
+        [(MIB, 64), (64 * MIB, 4)]
+    };
+    let mut raw = vec![0u8; 64 * MIB];
+    fill(&mut raw, 0x2545_F491_4F6C_DD1D);
+    let body = Bytes::from(raw);
+    let aead: Vec<(CipherSuite, (f64, f64))> = CipherSuite::ALL
+        .iter()
+        .map(|&s| (s, aead_rates(s, &body)))
+        .collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut cells: Vec<Cell> = Vec::new();
+    for drives in [1usize, 4] {
+        // A B B A: drift hits both variants alike.
+        for (run, noop) in [false, true, true, false].into_iter().enumerate() {
+            rt.block_on(async {
+                let server = start(drives, noop).await;
+                let c = client(server.s3);
+                for suite in CipherSuite::ALL {
+                    let bucket = bucket_of(suite);
+                    c.create_bucket()
+                        .bucket(bucket)
+                        .send()
+                        .await
+                        .expect("create bucket");
+                    let name = match suite {
+                        CipherSuite::Aes256Gcm => "AES256",
+                        _ => "CHACHA20-POLY1305",
+                    };
+                    set_bucket_cipher(server.admin, bucket, name);
+                }
+                // Warm-up: connections, KMS data-key cache, allocator.
+                for suite in CipherSuite::ALL {
+                    put_get(&c, bucket_of(suite), Sse::Kms, &body, MIB, 2).await;
+                }
+                for &(size, count) in &sizes {
+                    for suite in CipherSuite::ALL {
+                        for sse in Sse::ALL {
+                            let (p, g) =
+                                put_get(&c, bucket_of(suite), sse, &body, size, count).await;
+                            for (op, v) in [("PUT", p), ("GET", g)] {
+                                let i = match cells.iter().position(|x| {
+                                    x.op == op
+                                        && x.drives == drives
+                                        && x.size == size
+                                        && x.suite == suite
+                                        && x.sse == sse
+                                }) {
+                                    Some(i) => i,
+                                    None => {
+                                        cells.push(Cell {
+                                            op,
+                                            drives,
+                                            size,
+                                            count,
+                                            suite,
+                                            sse,
+                                            real: vec![],
+                                            noop: vec![],
+                                        });
+                                        cells.len() - 1
+                                    }
+                                };
+                                if noop {
+                                    cells[i].noop.push(v);
+                                } else {
+                                    cells[i].real.push(v);
+                                }
+                            }
+                        }
+                    }
+                }
+                server.stop().await;
+            });
+            eprintln!(
+                "[{:>5.1}s] done {drives} drive(s), run {} ({})",
+                started.elapsed().as_secs_f64(),
+                run + 1,
+                if noop { "no-op" } else { "real" }
+            );
+        }
+    }
+
+    println!("## S3 end to end (MiB/s, median of 2 server runs per variant, A/B/B/A; real cipher vs no-op cipher)\n");
+    println!("In-process server, loopback HTTP, aws-sdk-s3 client; objects PUT one after another, then GET (streamed, not buffered) and DELETE; bucket cipher set through the admin API.\n");
+    println!("| AEAD (single core, same run) | seal MiB/s | open MiB/s |");
+    println!("|---|---:|---:|");
+    for (s, (seal, open)) in &aead {
+        println!("| {} | {seal:.0} | {open:.0} |", s.name());
+    }
+    println!();
+    println!("| op | drives | object | cipher | SSE | real | no-op | ratio | target | | serial bound | eff. serial | parallel bound | eff. parallel |");
+    println!("|---|---:|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    let mut misses = 0;
+    for op in ["PUT", "GET"] {
+        for c in cells.iter_mut().filter(|c| c.op == op) {
+            let target = if op == "GET" { GET_TARGET } else { PUT_TARGET };
+            let (real, noop) = (median(&mut c.real), median(&mut c.noop));
+            let ratio = real / noop;
+            let ok = ratio >= target;
+            misses += usize::from(!ok);
+            let (seal, open) = aead
+                .iter()
+                .find(|(s, _)| *s == c.suite)
+                .map(|(_, r)| *r)
+                .expect("measured");
+            let a = if op == "PUT" { seal } else { open };
+            let serial = 1.0 / (1.0 / noop + 1.0 / a);
+            let parallel = noop.min(a);
+            println!(
+                "| {op} | {} | {} MiB ×{} | {} | {} | {real:.0} | {noop:.0} | {ratio:.3} | {target:.2} | {} | {serial:.0} | {:.2} | {parallel:.0} | {:.2} |",
+                c.drives,
+                c.size / MIB,
+                c.count,
+                c.suite.name(),
+                c.sse.name(),
+                if ok { "ok" } else { "MISS" },
+                real / serial,
+                real / parallel,
+            );
+        }
+    }
+    println!(
+        "\n{misses} of {} ratios below target; total run {:.0} s.",
+        cells.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
