@@ -152,6 +152,7 @@ async fn start(drives: usize, noop: bool) -> Server {
         log_format: LogFormat::Text,
         insecure_http: false,
         domain: None,
+        tls: None,
     };
     let cipher: Arc<dyn CipherFactory> = if noop {
         Arc::new(NoopCipher)

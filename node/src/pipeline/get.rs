@@ -4,8 +4,9 @@
 //! shard combinations are tried before giving up: the AEAD tag is the end-to-end guard.
 //!
 //! [`PackageStream`] pipelines a run of packages: the reading stage (shard reads, CRCs,
-//! reconstruction) runs ahead of a dedicated opening thread by up to [`READ_AHEAD`] packages, so
-//! decryption overlaps with reading the following packages and with sending earlier ones. Only
+//! reconstruction) runs ahead of the opening by up to [`READ_AHEAD`] packages, each opened by a
+//! short blocking-pool task, so decryption overlaps with reading the following packages and
+//! with sending earlier ones. Only
 //! packages whose tag verified are released, in order; an authentication failure sends that
 //! package back through the serial path, which tries the remaining shard combinations.
 
@@ -20,7 +21,6 @@ use crate::drive::{DataId, Drive};
 use crate::manifest::Segment;
 use crate::pipeline::cipher::PackageOpener;
 use crate::seams::ShardSource;
-use tokio::sync::mpsc;
 
 /// Sealed packages read ahead of the opening thread (16 × 64 KiB = 1 MiB per stream).
 pub const READ_AHEAD: usize = 16;
@@ -157,7 +157,6 @@ impl<O: PackageOpener> SegmentReader<O> {
             next_yield: first,
             last,
             inflight: VecDeque::with_capacity(READ_AHEAD),
-            worker: None,
         }
     }
 
@@ -261,46 +260,19 @@ impl<O: PackageOpener> SegmentReader<O> {
     }
 }
 
-struct OpenJob {
-    index: u64,
-    is_final: bool,
-    sealed: Vec<u8>,
-}
-
-struct OpenWorker {
-    jobs: mpsc::Sender<OpenJob>,
-    results: mpsc::Receiver<Result<Vec<u8>, CryptoError>>,
-}
-
-impl OpenWorker {
-    /// A blocking-pool thread that opens packages in the order they arrive; it ends when the
-    /// job channel closes (the stream finished or was dropped) or the results are dropped.
-    fn start<O: PackageOpener>(opener: Arc<O>) -> Self {
-        let (jobs, mut rx) = mpsc::channel::<OpenJob>(READ_AHEAD);
-        // At most READ_AHEAD jobs are in flight, so this never fills.
-        let (tx, results) = mpsc::channel(READ_AHEAD + 1);
-        tokio::task::spawn_blocking(move || {
-            while let Some(job) = rx.blocking_recv() {
-                let r = opener.open_package(job.index, job.is_final, &job.sealed);
-                if tx.blocking_send(r).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { jobs, results }
-    }
-}
-
 /// A run of packages of one segment being read (see the module docs).
 pub struct PackageStream<O: PackageOpener = StreamKey> {
     reader: SegmentReader<O>,
     next_read: u64,
     next_yield: u64,
     last: u64,
-    /// Shard-combination attempt each in-flight package was read with, oldest first.
-    inflight: VecDeque<usize>,
-    worker: Option<OpenWorker>,
+    /// In-flight opens, oldest first: the shard-combination attempt each package was read
+    /// with, and the blocking-pool task opening it. Each task opens one package (~10-30 µs) and
+    /// ends, so a slow client never pins a thread of the blocking pool that shard I/O needs.
+    inflight: VecDeque<(usize, OpenTask)>,
 }
+
+type OpenTask = tokio::task::JoinHandle<Result<Vec<u8>, CryptoError>>;
 
 impl<O: PackageOpener> PackageStream<O> {
     /// The plaintext of the next package (authenticated), or None after the last.
@@ -315,38 +287,25 @@ impl<O: PackageOpener> PackageStream<O> {
             self.next_read = self.next_yield;
             return self.reader.read_package(index).await.map(Some);
         }
-        if self.worker.is_none() {
-            self.worker = Some(OpenWorker::start(self.reader.key.clone()));
-        }
         while self.next_read <= self.last && self.inflight.len() < READ_AHEAD {
             let Some((sealed, attempt, is_final)) =
                 self.reader.sealed_package(self.next_read, 0).await?
             else {
                 return Err(StoreError::DataCorrupt);
             };
-            let job = OpenJob {
-                index: self.next_read,
-                is_final,
-                sealed,
-            };
-            let Some(worker) = self.worker.as_mut() else {
-                return Err(StoreError::Internal("package opener missing".into()));
-            };
-            if worker.jobs.send(job).await.is_err() {
-                return Err(StoreError::Internal("package opener stopped".into()));
-            }
-            self.inflight.push_back(attempt);
+            let opener = self.reader.key.clone();
+            let at = self.next_read;
+            let task =
+                tokio::task::spawn_blocking(move || opener.open_package(at, is_final, &sealed));
+            self.inflight.push_back((attempt, task));
             self.next_read += 1;
         }
-        let (Some(attempt), Some(worker)) = (self.inflight.pop_front(), self.worker.as_mut())
-        else {
+        let Some((attempt, task)) = self.inflight.pop_front() else {
             return Err(StoreError::Internal("package pipeline out of step".into()));
         };
-        let opened = worker
-            .results
-            .recv()
+        let opened = task
             .await
-            .ok_or_else(|| StoreError::Internal("package opener stopped".into()))?;
+            .map_err(|_| StoreError::Internal("package opener failed".into()))?;
         self.next_yield += 1;
         match opened {
             Ok(p) => Ok(Some(p)),
