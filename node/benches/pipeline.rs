@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use coffer_crypto::{
     derive_kek, derive_stream_key, derive_stream_key_for, open_package, seal_key, unseal_key,
-    CipherSuite, CryptoError, Encryptor, OsEntropy, SecretKey, StreamBinding, PACKAGE_SIZE,
-    TAG_LEN,
+    CipherSuite, Encryptor, OsEntropy, SecretKey, StreamBinding, PACKAGE_SIZE, TAG_LEN,
 };
 use coffer_erasure::{Codec, ErasureConfig, DEFAULT_BLOCK_SIZE};
 use coffer_node::drive::{DataId, Drive};
@@ -39,73 +38,9 @@ const PUT_TARGET: f64 = 0.85;
 // by a 16-byte tag, one package held back until the end is known), but it copies plaintext and
 // the tag is zeros. Sizes, block boundaries and shard files match the real cipher's exactly.
 
-struct NoopSealer {
-    pending: Vec<u8>,
-}
-
-impl NoopSealer {
-    fn new() -> Self {
-        Self {
-            pending: Vec::with_capacity(PACKAGE_SIZE),
-        }
-    }
-}
-
-fn noop_seal(package: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(package);
-    out.extend_from_slice(&[0u8; TAG_LEN]);
-}
-
-impl StreamSealer for NoopSealer {
-    fn push(&mut self, mut plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        while !plaintext.is_empty() {
-            if self.pending.len() == PACKAGE_SIZE {
-                noop_seal(&self.pending, out);
-                self.pending.clear();
-            }
-            if self.pending.is_empty() {
-                let full = (plaintext.len().saturating_sub(1)) / PACKAGE_SIZE;
-                out.reserve(full * (PACKAGE_SIZE + TAG_LEN));
-                for _ in 0..full {
-                    let (package, rest) = plaintext.split_at(PACKAGE_SIZE);
-                    noop_seal(package, out);
-                    plaintext = rest;
-                }
-            }
-            let take = (PACKAGE_SIZE - self.pending.len()).min(plaintext.len());
-            self.pending.extend_from_slice(&plaintext[..take]);
-            plaintext = &plaintext[take..];
-        }
-        Ok(())
-    }
-
-    fn finish(self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        noop_seal(&self.pending, out);
-        Ok(())
-    }
-
-    fn finish_boxed(self: Box<Self>, out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        (*self).finish(out)
-    }
-}
-
-struct NoopOpener;
-
-impl PackageOpener for NoopOpener {
-    fn open_package(&self, _: u64, _: bool, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let n = sealed
-            .len()
-            .checked_sub(TAG_LEN)
-            .ok_or(CryptoError::Malformed("short package"))?;
-        if sealed[n..] != [0u8; TAG_LEN] {
-            return Err(CryptoError::Malformed("bad no-op tag"));
-        }
-        // Same copy as open_package (which opens a copy in place).
-        let mut buf = sealed.to_vec();
-        buf.truncate(n);
-        Ok(buf)
-    }
-}
+#[path = "support/noop.rs"]
+mod noop;
+use noop::{NoopOpener, NoopSealer};
 
 // ---------------------------------------------------------------------------------------------
 // Set-up.

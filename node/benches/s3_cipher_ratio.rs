@@ -22,8 +22,8 @@ use aws_sdk_s3::Client;
 use base64::Engine as _;
 use bytes::Bytes;
 use coffer_crypto::{
-    derive_stream_key, open_package, CipherSuite, CryptoError, Encryptor, SecretKey, StreamBinding,
-    StreamKey, PACKAGE_SIZE, TAG_LEN,
+    derive_stream_key, open_package, CipherSuite, Encryptor, SecretKey, StreamBinding, StreamKey,
+    PACKAGE_SIZE, TAG_LEN,
 };
 use coffer_node::config::{Config, LogFormat};
 use coffer_node::pipeline::{CipherFactory, PackageOpener, StreamSealer};
@@ -44,72 +44,15 @@ const PUT_TARGET: f64 = 0.85;
 // followed by a 16-byte tag, one package held back until the end is known), plaintext copied,
 // zero tags. Sizes, block boundaries and shard files match the real cipher's exactly.
 
-struct NoopSealer {
-    pending: Vec<u8>,
-}
-
-fn noop_seal(package: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(package);
-    out.extend_from_slice(&[0u8; TAG_LEN]);
-}
-
-impl StreamSealer for NoopSealer {
-    fn push(&mut self, mut plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        while !plaintext.is_empty() {
-            if self.pending.len() == PACKAGE_SIZE {
-                noop_seal(&self.pending, out);
-                self.pending.clear();
-            }
-            if self.pending.is_empty() {
-                let full = (plaintext.len().saturating_sub(1)) / PACKAGE_SIZE;
-                out.reserve(full * (PACKAGE_SIZE + TAG_LEN));
-                for _ in 0..full {
-                    let (package, rest) = plaintext.split_at(PACKAGE_SIZE);
-                    noop_seal(package, out);
-                    plaintext = rest;
-                }
-            }
-            let take = (PACKAGE_SIZE - self.pending.len()).min(plaintext.len());
-            self.pending.extend_from_slice(&plaintext[..take]);
-            plaintext = &plaintext[take..];
-        }
-        Ok(())
-    }
-
-    fn finish(self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        noop_seal(&self.pending, out);
-        Ok(())
-    }
-
-    fn finish_boxed(self: Box<Self>, out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        (*self).finish(out)
-    }
-}
-
-struct NoopOpener;
-
-impl PackageOpener for NoopOpener {
-    fn open_package(&self, _: u64, _: bool, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let n = sealed
-            .len()
-            .checked_sub(TAG_LEN)
-            .ok_or(CryptoError::Malformed("short package"))?;
-        if sealed[n..] != [0u8; TAG_LEN] {
-            return Err(CryptoError::Malformed("bad no-op tag"));
-        }
-        let mut buf = sealed.to_vec();
-        buf.truncate(n);
-        Ok(buf)
-    }
-}
+#[path = "support/noop.rs"]
+mod noop;
+use noop::{NoopOpener, NoopSealer};
 
 struct NoopCipher;
 
 impl CipherFactory for NoopCipher {
     fn sealer(&self, _: StreamKey) -> Box<dyn StreamSealer> {
-        Box::new(NoopSealer {
-            pending: Vec::with_capacity(PACKAGE_SIZE),
-        })
+        Box::new(NoopSealer::new())
     }
 
     fn opener(&self, _: StreamKey) -> Box<dyn PackageOpener> {
