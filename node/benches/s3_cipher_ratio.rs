@@ -5,7 +5,7 @@
 //! count; servers alternate real / no-op / no-op / real (A/B/B/A) and each cell reports the
 //! median of its two runs per variant.
 //!
-//! `cargo bench -p coffer-node --bench s3_cipher_ratio [-- --quick]`
+//! `cargo bench -p coffer-node --bench s3_cipher_ratio [-- --quick] [--rounds N] [--drives N]`
 //!
 //! Efficiency: the AEAD's own single-core throughput is measured in the same run; the serial
 //! bound is the no-op throughput with the AEAD added in series (1 / (1/no-op + 1/AEAD)), the
@@ -342,10 +342,24 @@ struct Cell {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--list") {
         return;
     }
+    // `--rounds N`: repeat the A/B/B/A sequence N times (more samples per cell on a noisy
+    // machine); `--drives N`: only that drive count.
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let rounds = value_of("--rounds").unwrap_or(1).max(1);
+    let drive_counts: Vec<usize> = match value_of("--drives") {
+        Some(n) => vec![n],
+        None => vec![1, 4],
+    };
     // Edition 2021: set before the runtime starts any thread; read by the server at start-up.
     std::env::set_var("COFFER_ROOT_USER", ACCESS);
     std::env::set_var("COFFER_ROOT_PASSWORD", SECRET);
@@ -373,9 +387,12 @@ fn main() {
         .build()
         .expect("runtime");
     let mut cells: Vec<Cell> = Vec::new();
-    for drives in [1usize, 4] {
+    let order: Vec<bool> = (0..rounds)
+        .flat_map(|_| [false, true, true, false])
+        .collect();
+    for &drives in &drive_counts {
         // A B B A: drift hits both variants alike.
-        for (run, noop) in [false, true, true, false].into_iter().enumerate() {
+        for (run, &noop) in order.iter().enumerate() {
             rt.block_on(async {
                 let server = start(drives, noop).await;
                 let c = client(server.s3);
@@ -444,7 +461,7 @@ fn main() {
         }
     }
 
-    println!("## S3 end to end (MiB/s, median of 2 server runs per variant, A/B/B/A; real cipher vs no-op cipher)\n");
+    println!("## S3 end to end (MiB/s, median of {} server runs per variant, A/B/B/A; real cipher vs no-op cipher)\n", 2 * rounds);
     println!("In-process server, loopback HTTP, aws-sdk-s3 client; objects PUT one after another, then GET (streamed, not buffered) and DELETE; bucket cipher set through the admin API.\n");
     println!("| AEAD (single core, same run) | seal MiB/s | open MiB/s |");
     println!("|---|---:|---:|");

@@ -4,6 +4,9 @@ pub mod cipher;
 pub mod etag;
 pub mod get;
 pub mod put;
+mod seal;
+#[cfg(test)]
+mod tests;
 
 pub use cipher::{stream_cipher, CipherFactory, PackageOpener, StreamCipher, StreamSealer};
 pub use get::{PackageStream, SegmentReader, READ_AHEAD};

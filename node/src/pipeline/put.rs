@@ -15,36 +15,24 @@ use crate::drive::{DataId, Drive};
 use crate::manifest::Segment;
 use crate::pipeline::cipher::StreamSealer;
 use crate::pipeline::etag::Md5Worker;
+use crate::pipeline::seal::{SealStage, Sealing, ShardMsg};
 
 /// Blocks in flight per shard writer: bounds memory to about this × block size × width.
 const CHANNEL_DEPTH: usize = 4;
-
-enum ShardMsg {
-    Block(Vec<u8>),
-    Finish(Vec<u8>),
-}
-
-struct ShardWriter {
-    tx: Option<mpsc::Sender<ShardMsg>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
 
 /// A segment being written, sealed by `S` (coffer_crypto's [`Encryptor`] in production).
 pub struct SegmentWriter<S: StreamSealer = Encryptor> {
     data_id: DataId,
     salt: [u8; 32],
     cfg: ErasureConfig,
-    codec: Codec,
     drives: Vec<usize>,
     shard_drives: Vec<Arc<Drive>>,
-    encryptor: Option<S>,
+    stage: SealStage<S>,
     md5: Option<Md5Worker>,
     part: u32,
     stream_version: u8,
-    pending: Vec<u8>,
-    sealed_len: u64,
     plain_len: u64,
-    writers: Vec<ShardWriter>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
     write_quorum: usize,
 }
 
@@ -107,30 +95,31 @@ impl<S: StreamSealer> SegmentWriter<S> {
         all_drives: &[Arc<Drive>],
     ) -> Result<Self, StoreError> {
         let codec = Codec::new(cfg).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let mut writers = Vec::with_capacity(placement.len());
         let shard_drives: Vec<Arc<Drive>> =
             placement.iter().map(|&d| all_drives[d].clone()).collect();
-        for (shard, &d) in placement.iter().enumerate() {
-            let drive = all_drives[d].clone();
+        let mut senders = Vec::with_capacity(placement.len());
+        let mut tasks = Vec::with_capacity(placement.len());
+        for (shard, drive) in shard_drives.iter().enumerate() {
+            let drive = drive.clone();
             let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-            let task = tokio::task::spawn_blocking(move || write_shard(drive, data_id, shard, rx));
-            writers.push(ShardWriter { tx: Some(tx), task });
+            tasks.push(tokio::task::spawn_blocking(move || {
+                write_shard(drive, data_id, shard, rx)
+            }));
+            senders.push(tx);
         }
+        let sealing = Sealing::new(sealer, codec, cfg.block_size, senders, cfg.write_quorum());
         Ok(Self {
             data_id,
             salt,
             cfg,
-            codec,
             drives: placement,
             shard_drives,
-            encryptor: Some(sealer),
+            stage: SealStage::new(sealing),
             md5: with_md5.then(Md5Worker::start),
             part,
             stream_version,
-            pending: Vec::with_capacity(cfg.block_size + 2 * coffer_crypto::PACKAGE_SIZE),
-            sealed_len: 0,
             plain_len: 0,
-            writers,
+            tasks,
             write_quorum: cfg.write_quorum(),
         })
     }
@@ -148,65 +137,26 @@ impl<S: StreamSealer> SegmentWriter<S> {
             }
         }
         self.plain_len += chunk.len() as u64;
-        if let Some(enc) = self.encryptor.as_mut() {
-            enc.push(&chunk, &mut self.pending)
-                .map_err(|_| StoreError::EntityTooLarge)?;
-        }
-        while self.pending.len() >= self.cfg.block_size {
-            let rest = self.pending.split_off(self.cfg.block_size);
-            let block = std::mem::replace(&mut self.pending, rest);
-            self.emit_block(&block).await?;
-        }
-        Ok(())
-    }
-
-    async fn emit_block(&mut self, block: &[u8]) -> Result<(), StoreError> {
-        self.sealed_len += block.len() as u64;
-        let mut outs: Vec<Vec<u8>> = (0..self.writers.len()).map(|_| Vec::new()).collect();
-        self.codec
-            .encode_framed(block, &mut outs)
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
-        for (w, framed) in self.writers.iter_mut().zip(outs) {
-            let Some(tx) = &w.tx else { continue };
-            if tx.send(ShardMsg::Block(framed)).await.is_err() {
-                // The writer failed; its error is collected at finish.
-                w.tx = None;
-            }
-        }
-        let alive = self.writers.iter().filter(|w| w.tx.is_some()).count();
-        if alive < self.write_quorum {
-            return Err(StoreError::Unavailable);
-        }
-        Ok(())
+        self.stage.write(chunk).await
     }
 
     /// Seals the last package, flushes every shard durably, and reports the segment.
-    pub async fn finish(mut self) -> Result<WrittenSegment, StoreError> {
-        let mut tail = std::mem::take(&mut self.pending);
-        if let Some(enc) = self.encryptor.take() {
-            enc.finish(&mut tail)
-                .map_err(|_| StoreError::EntityTooLarge)?;
-        }
-        let mut off = 0;
-        while off < tail.len() {
-            let end = (off + self.cfg.block_size).min(tail.len());
-            let block = tail[off..end].to_vec();
-            self.emit_block(&block).await?;
-            off = end;
-        }
+    pub async fn finish(self) -> Result<WrittenSegment, StoreError> {
+        let sealed = self.stage.finish().await?;
+        let sealed_len = sealed.sealed_len;
         let mut failed = Vec::new();
         let mut committed = Vec::new();
-        for (shard, w) in self.writers.drain(..).enumerate() {
-            let header = ShardHeader::new(self.cfg, shard as u8, self.sealed_len, self.data_id.0)
+        for (shard, (tx, task)) in sealed.shards.into_iter().zip(self.tasks).enumerate() {
+            let header = ShardHeader::new(self.cfg, shard as u8, sealed_len, self.data_id.0)
                 .map_err(|e| StoreError::Internal(e.to_string()))?;
-            let sent = match w.tx {
+            let sent = match tx {
                 Some(tx) => tx
                     .send(ShardMsg::Finish(header.encode().to_vec()))
                     .await
                     .is_ok(),
                 None => false,
             };
-            let result = w.task.await;
+            let result = task.await;
             match (sent, result) {
                 (true, Ok(Ok(()))) => committed.push(shard),
                 (_, Ok(Err(e))) => {
@@ -225,7 +175,7 @@ impl<S: StreamSealer> SegmentWriter<S> {
             }
             return Err(StoreError::Unavailable);
         }
-        let md5 = match self.md5.take() {
+        let md5 = match self.md5 {
             Some(w) => Some(
                 w.finish()
                     .await
@@ -237,13 +187,13 @@ impl<S: StreamSealer> SegmentWriter<S> {
             segment: Segment {
                 data_id: self.data_id.to_hex(),
                 plain_len: self.plain_len,
-                sealed_len: self.sealed_len,
+                sealed_len,
                 salt: self.salt.to_vec(),
                 codec: coffer_erasure::CODEC_ID.to_string(),
                 data: self.cfg.data,
                 parity: self.cfg.parity,
                 block_size: self.cfg.block_size,
-                drives: self.drives.clone(),
+                drives: self.drives,
                 stream_version: self.stream_version,
                 part: self.part,
             },

@@ -1,12 +1,13 @@
-//! GET bodies: a lazy stream that decrypts only the packages a range needs, reading at most
-//! [`READ_AHEAD`](crate::pipeline::READ_AHEAD) packages ahead of the one being opened, so memory
-//! stays flat whatever the object size.
+//! GET bodies: a stream that decrypts only the packages a range needs, produced by a task that
+//! runs at most [`BODY_AHEAD`] opened and [`READ_AHEAD`](crate::pipeline::READ_AHEAD) sealed
+//! packages ahead of the client, so memory stays flat whatever the object size.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use coffer_crypto::{SecretKey, PACKAGE_SIZE};
 use coffer_s3api::backend::{BodyError, ByteStream, RangeSpec, StoreError, StoreResult};
+use tracing::Instrument;
 
 use super::NodeService;
 use crate::drive::Drive;
@@ -14,6 +15,9 @@ use crate::keys::KeyService;
 use crate::manifest::{ObjectManifest, Segment};
 use crate::metrics::Metrics;
 use crate::pipeline::{CipherFactory, PackageOpener, PackageStream, SegmentReader};
+
+/// Opened packages (64 KiB each) a GET body may hold ready before the client takes them.
+const BODY_AHEAD: usize = 4;
 
 /// Turns a requested range into inclusive offsets, or InvalidRange.
 pub(crate) fn resolve_range(spec: RangeSpec, size: u64) -> StoreResult<(u64, u64)> {
@@ -134,15 +138,30 @@ impl NodeService {
             pos: start,
             end,
         };
-        let stream = futures::stream::try_unfold(cursor, |mut c| async move {
-            match c.next_chunk().await {
-                Ok(Some(b)) => Ok(Some((b, c))),
-                Ok(None) => Ok(None),
-                Err(e) => {
-                    tracing::error!(error = %e, "object read failed mid-stream");
-                    Err(BodyError::Storage)
+        // The cursor runs in its own task, a few packages ahead of the body: reading, opening
+        // and sending then overlap instead of taking turns each time the client asks for more.
+        // The channel bounds how far ahead; a dropped body ends the task at its next send.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, BodyError>>(BODY_AHEAD);
+        let producer = async move {
+            let mut c = cursor;
+            loop {
+                let item = match c.next_chunk().await {
+                    Ok(Some(b)) => Ok(b),
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "object read failed mid-stream");
+                        Err(BodyError::Storage)
+                    }
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
                 }
             }
+        };
+        tokio::spawn(producer.instrument(tracing::Span::current()));
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
         });
         Ok(Box::pin(stream))
     }

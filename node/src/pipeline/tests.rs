@@ -1,0 +1,238 @@
+//! Segment write → read round trips over real drive directories, through both the inline and
+//! the threaded sealing stage, and what an abandoned or failed write leaves behind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use coffer_crypto::{CipherSuite, CryptoError, SecretKey, StreamBinding, PACKAGE_SIZE, TAG_LEN};
+use coffer_erasure::ErasureConfig;
+use coffer_s3api::backend::StoreError;
+use md5::Digest;
+
+use super::{SegmentReader, SegmentWriter, StreamSealer};
+use crate::drive::{DataId, Drive};
+use crate::seams::FsDriveIo;
+
+const MIB: usize = 1 << 20;
+
+fn drives(dir: &std::path::Path, n: usize) -> Vec<Arc<Drive>> {
+    (0..n)
+        .map(|i| Arc::new(Drive::open(i, &dir.join(format!("d{i}")), Arc::new(FsDriveIo)).unwrap()))
+        .collect()
+}
+
+fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 131 % 251) as u8).collect()
+}
+
+fn binding() -> StreamBinding {
+    StreamBinding::new("bucket", "key", "null", 0)
+}
+
+/// Files under `sub` ("shards" or "tmp") of every drive.
+fn files(dir: &std::path::Path, sub: &str) -> usize {
+    fn walk(p: &std::path::Path) -> usize {
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return 0;
+        };
+        rd.flatten()
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p)
+                } else {
+                    1
+                }
+            })
+            .sum()
+    }
+    (0..4)
+        .map(|i| walk(&dir.join(format!("d{i}")).join(sub)))
+        .sum()
+}
+
+async fn write(
+    all: &[Arc<Drive>],
+    cfg: ErasureConfig,
+    oek: &SecretKey,
+    data: &[u8],
+    chunk: usize,
+) -> super::WrittenSegment {
+    let placement: Vec<usize> = (0..cfg.width()).collect();
+    let mut w = SegmentWriter::start(
+        DataId([7; 16]),
+        [9; 32],
+        oek,
+        CipherSuite::ChaCha20Poly1305,
+        &binding(),
+        true,
+        cfg,
+        placement,
+        all,
+    )
+    .unwrap();
+    for c in data.chunks(chunk.max(1)) {
+        w.write(Bytes::copy_from_slice(c)).await.unwrap();
+    }
+    w.finish().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_round_trip_inline_and_threaded() {
+    let cfg = ErasureConfig {
+        data: 2,
+        parity: 2,
+        block_size: MIB,
+    };
+    let oek = SecretKey::from_bytes([5; 32]);
+    // 0 B and sub-block sizes stay inline; the rest cross into the sealing thread, at a block
+    // boundary or not, in chunks smaller and larger than a package.
+    for (len, chunk) in [
+        (0, 1),
+        (1000, 333),
+        (MIB - 1, 70_000),
+        (MIB, MIB),
+        (3 * MIB + 12_345, 65_536),
+        (4 * MIB, 3 * MIB),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let all = drives(dir.path(), 4);
+        let data = body(len);
+        let written = write(&all, cfg, &oek, &data, chunk).await;
+        let packages = len.div_ceil(PACKAGE_SIZE).max(1);
+        assert_eq!(written.segment.plain_len, len as u64);
+        assert_eq!(
+            written.segment.sealed_len,
+            (len + packages * TAG_LEN) as u64,
+            "len {len}"
+        );
+        let md5: [u8; 16] = md5::Md5::digest(&data).into();
+        assert_eq!(written.md5, Some(md5));
+        assert!(written.failed_shards.is_empty());
+        let key = coffer_crypto::derive_stream_key(
+            &oek,
+            CipherSuite::ChaCha20Poly1305,
+            &[9; 32],
+            &binding(),
+        );
+        let reader = SegmentReader::new(written.segment.clone(), key, &all).unwrap();
+        let last = reader.package_count() - 1;
+        let mut stream = reader.packages(0, last);
+        let mut back = Vec::new();
+        while let Some(p) = stream.next().await.unwrap() {
+            back.extend_from_slice(&p);
+        }
+        assert_eq!(back, data, "len {len}");
+        assert_eq!(files(dir.path(), "tmp"), 0);
+        assert_eq!(files(dir.path(), "shards"), 4);
+    }
+}
+
+/// Waits (bounded) until no temporary shard file is left.
+async fn tmp_drains(dir: &std::path::Path) -> bool {
+    for _ in 0..100 {
+        if files(dir, "tmp") == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_write_leaves_no_files() {
+    let cfg = ErasureConfig {
+        data: 2,
+        parity: 2,
+        block_size: MIB,
+    };
+    let oek = SecretKey::from_bytes([5; 32]);
+    for len in [1000, 3 * MIB] {
+        let dir = tempfile::tempdir().unwrap();
+        let all = drives(dir.path(), 4);
+        let mut w = SegmentWriter::start(
+            DataId([8; 16]),
+            [9; 32],
+            &oek,
+            CipherSuite::Aes256Gcm,
+            &binding(),
+            false,
+            cfg,
+            vec![0, 1, 2, 3],
+            &all,
+        )
+        .unwrap();
+        w.write(Bytes::from(body(len))).await.unwrap();
+        drop(w);
+        assert!(tmp_drains(dir.path()).await, "len {len}: temp files left");
+        assert_eq!(files(dir.path(), "shards"), 0, "len {len}");
+    }
+}
+
+/// Fails once it has sealed `limit` bytes, as a stream past its package limit does.
+struct FailingSealer {
+    seen: usize,
+    limit: usize,
+}
+
+impl StreamSealer for FailingSealer {
+    fn push(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        self.seen += plaintext.len();
+        if self.seen > self.limit {
+            return Err(CryptoError::TooManyPackages);
+        }
+        out.extend_from_slice(plaintext);
+        Ok(())
+    }
+
+    fn finish(self, _: &mut Vec<u8>) -> Result<(), CryptoError> {
+        Ok(())
+    }
+
+    fn finish_boxed(self: Box<Self>, out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        (*self).finish(out)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealer_error_on_the_thread_fails_the_write_and_leaves_no_files() {
+    let cfg = ErasureConfig {
+        data: 2,
+        parity: 2,
+        block_size: MIB,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let all = drives(dir.path(), 4);
+    let mut w = SegmentWriter::start_with(
+        DataId([9; 16]),
+        [9; 32],
+        FailingSealer {
+            seen: 0,
+            limit: 2 * MIB,
+        },
+        2,
+        0,
+        false,
+        cfg,
+        vec![0, 1, 2, 3],
+        &all,
+    )
+    .unwrap();
+    let chunk = Bytes::from(vec![1u8; 256 * 1024]);
+    let mut failed = None;
+    // The error surfaces on a later write or at finish, never as success.
+    for _ in 0..16 {
+        if let Err(e) = w.write(chunk.clone()).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = match failed {
+        Some(e) => e,
+        None => w.finish().await.err().expect("finish must fail"),
+    };
+    assert!(matches!(err, StoreError::EntityTooLarge), "{err:?}");
+    assert!(tmp_drains(dir.path()).await);
+    assert_eq!(files(dir.path(), "shards"), 0);
+}
