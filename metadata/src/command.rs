@@ -79,6 +79,9 @@ pub enum Command {
         object: ObjectRecord,
         /// Part numbers the object is made of; each must exist.
         used_parts: Vec<u32>,
+        /// Applies only if the object it replaces meets this; absent in older log entries.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        precondition: Option<ObjectPrecondition>,
     },
     /// Drop an upload with all its parts.
     AbortUpload {
@@ -234,6 +237,7 @@ pub(crate) fn execute(
             upload_id,
             object,
             used_parts,
+            precondition,
         } => {
             let Some(upload) = get::<UploadRecord>(tree, &keys::upload(upload_id))? else {
                 return reject(DomainError::NoSuchUpload);
@@ -251,6 +255,12 @@ pub(crate) fn execute(
             }
             let object_key = keys::object(&upload.bucket, &upload.key);
             let previous = get::<ObjectRecord>(tree, &object_key)?;
+            if let Some(p) = precondition {
+                // The upload stays, so the client may retry or abort it.
+                if !p.holds(previous.as_ref()) {
+                    return reject(DomainError::PreconditionFailed);
+                }
+            }
             batch.insert(object_key, encode(object)?);
             remove_upload(batch, &upload, &parts);
             let used: BTreeSet<u32> = used_parts.iter().copied().collect();

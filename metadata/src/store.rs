@@ -364,10 +364,24 @@ impl MetaStore {
         object: ObjectRecord,
         used_parts: Vec<u32>,
     ) -> Result<CompleteOutcome, MetaError> {
+        self.complete_upload_if(upload_id, object, used_parts, None)
+            .await
+    }
+
+    /// [`Self::complete_upload`], applied only if the object it replaces meets `precondition`
+    /// (`PreconditionFailed` otherwise, and the upload is kept).
+    pub async fn complete_upload_if(
+        &self,
+        upload_id: &str,
+        object: ObjectRecord,
+        used_parts: Vec<u32>,
+        precondition: Option<ObjectPrecondition>,
+    ) -> Result<CompleteOutcome, MetaError> {
         let cmd = Command::CompleteUpload {
             upload_id: upload_id.to_owned(),
             object,
             used_parts,
+            precondition,
         };
         match self.propose(cmd).await? {
             Response::Completed(outcome) => Ok(outcome),

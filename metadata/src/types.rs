@@ -42,6 +42,8 @@ pub enum ObjectPrecondition {
     Absent,
     /// The current object's ETag is this one (`If-Match`).
     EtagIs(String),
+    /// Some object is under the key (`If-Match: *`).
+    Exists,
     /// The current record is exactly the one that was read: its manifest bytes hash to this
     /// (SHA-256, lower-case hex). Used by read-modify-write updates such as re-sealing a key.
     ManifestIs(String),
@@ -58,6 +60,7 @@ impl ObjectPrecondition {
         match (self, current) {
             (Self::Absent, None) => true,
             (Self::EtagIs(e), Some(c)) => c.etag == *e,
+            (Self::Exists, Some(_)) => true,
             (Self::ManifestIs(d), Some(c)) => manifest_digest(&c.manifest) == *d,
             _ => false,
         }

@@ -142,3 +142,43 @@ async fn abort_returns_parts_and_frees_bucket() {
     ));
     store.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn conditional_complete_keeps_the_upload_when_the_condition_fails() {
+    use coffer_metadata::ObjectPrecondition;
+    let (_dir, store) = fresh().await;
+    store.create_bucket("b", 1).await.unwrap();
+    store.put_object("b", "k", obj(1)).await.unwrap();
+    store.create_upload(upload("b", "k", "up")).await.unwrap();
+    store.put_part("up", part(1, 0)).await.unwrap();
+
+    // If-None-Match: * against an existing object, and If-Match with another ETag.
+    for p in [
+        ObjectPrecondition::Absent,
+        ObjectPrecondition::EtagIs("etag-9".into()),
+    ] {
+        assert_eq!(
+            store
+                .complete_upload_if("up", obj(2), vec![1], Some(p))
+                .await,
+            Err(MetaError::PreconditionFailed)
+        );
+        assert_eq!(store.get_object("b", "k").await.unwrap(), Some(obj(1)));
+        assert_eq!(
+            store.get_upload("up").await.unwrap(),
+            Some(upload("b", "k", "up"))
+        );
+    }
+    let outcome = store
+        .complete_upload_if(
+            "up",
+            obj(2),
+            vec![1],
+            Some(ObjectPrecondition::EtagIs("etag-1".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.previous, Some(obj(1)));
+    assert_eq!(store.get_object("b", "k").await.unwrap(), Some(obj(2)));
+    store.shutdown().await.unwrap();
+}

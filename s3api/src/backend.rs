@@ -264,6 +264,18 @@ pub struct ObjectInfo {
     pub parts_count: Option<u32>,
 }
 
+/// A condition on the object a write would replace (`If-None-Match: *`, `If-Match`), checked
+/// atomically with the write so exactly one of two racing conditional writers wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// No object under the key (`If-None-Match: *`).
+    Absent,
+    /// Some object under the key (`If-Match: *`).
+    Exists,
+    /// The current object has this ETag, without quotes (`If-Match: "etag"`).
+    EtagIs(String),
+}
+
 /// A PutObject or UploadPart body with its metadata.
 pub struct PutObjectRequest {
     /// Bucket name.
@@ -278,6 +290,8 @@ pub struct PutObjectRequest {
     pub meta: ObjectMeta,
     /// Requested encryption.
     pub sse: SseRequest,
+    /// Write only if the current object meets this (PutObject; ignored for parts).
+    pub condition: Option<WriteCondition>,
 }
 
 /// The result of a write that created an object.
@@ -578,13 +592,14 @@ pub trait Backend: Send + Sync + 'static {
     ) -> StoreResult<PartInfo>;
     /// Stores a byte range of an existing object as one part (re-encrypted under the upload's key).
     async fn upload_part_copy(&self, req: UploadPartCopyRequest) -> StoreResult<PartInfo>;
-    /// Assembles the named parts into the object.
+    /// Assembles the named parts into the object, if the object it replaces meets `condition`.
     async fn complete_multipart_upload(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
+        condition: Option<WriteCondition>,
     ) -> StoreResult<PutObjectResult>;
     /// Discards an upload and its parts.
     async fn abort_multipart_upload(

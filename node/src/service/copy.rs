@@ -41,6 +41,7 @@ impl NodeService {
             content_length: Some(src.info.size),
             meta,
             sse: req.sse,
+            condition: None,
         })
         .await
     }

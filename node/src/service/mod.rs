@@ -1,6 +1,7 @@
 //! The node's implementation of the S3 backend seam: buckets here, objects and multipart in
 //! their own modules.
 
+mod conditions;
 mod copy;
 mod errors;
 mod inspect;
@@ -17,7 +18,7 @@ use coffer_s3api::backend::{
     Backend, BucketEncryption, BucketInfo, ByteStream, CopyObjectRequest, DataCipher,
     GetObjectRequest, GetObjectResult, ListPage, ListQuery, ObjectInfo, ObjectMeta, PartInfo,
     PutObjectRequest, PutObjectResult, SseAlgorithm, SseCustomerKey, SseRequest, StoreError,
-    StoreResult, UploadCreated, UploadInfo, UploadPartCopyRequest,
+    StoreResult, UploadCreated, UploadInfo, UploadPartCopyRequest, WriteCondition,
 };
 
 use crate::actors::{DriveActors, KeyHandle};
@@ -210,8 +211,9 @@ impl Backend for NodeService {
         key: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
+        condition: Option<WriteCondition>,
     ) -> StoreResult<PutObjectResult> {
-        self.complete_upload_impl(bucket, key, upload_id, parts)
+        self.complete_upload_impl(bucket, key, upload_id, parts, condition)
             .await
     }
 

@@ -6,7 +6,7 @@ use coffer_metadata::{PartRecord, UploadRecord};
 use coffer_s3api::backend::{
     ByteStream, GetObjectRequest, ObjectMeta, PartInfo, PutObjectRequest, PutObjectResult,
     RangeSpec, SseCustomerKey, SseRequest, StoreError, StoreResult, UploadCreated,
-    UploadPartCopyRequest,
+    UploadPartCopyRequest, WriteCondition,
 };
 use md5::{Digest, Md5};
 
@@ -225,8 +225,11 @@ impl NodeService {
         key: &str,
         upload_id: &str,
         requested: Vec<(u32, String)>,
+        condition: Option<WriteCondition>,
     ) -> StoreResult<PutObjectResult> {
         let (_, um) = self.load_upload(bucket, key, upload_id).await?;
+        self.check_condition(bucket, key, condition.as_ref())
+            .await?;
         if requested.is_empty() {
             return Err(StoreError::InvalidArgument(
                 "You must specify at least one part".to_string(),
@@ -274,7 +277,12 @@ impl NodeService {
         let used = requested.iter().map(|(n, _)| *n).collect();
         let outcome = self
             .meta
-            .complete_upload(upload_id, rec, used)
+            .complete_upload_if(
+                upload_id,
+                rec,
+                used,
+                condition.as_ref().map(super::conditions::precondition),
+            )
             .await
             .map_err(meta_error)?;
         if let Some(prev) = outcome.previous {

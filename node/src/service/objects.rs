@@ -185,6 +185,8 @@ impl NodeService {
         req: PutObjectRequest,
     ) -> StoreResult<PutObjectResult> {
         let bucket = self.require_bucket(&req.bucket).await?;
+        self.check_condition(&req.bucket, &req.key, req.condition.as_ref())
+            .await?;
         let spec = Self::resolve_sse(&bucket, &req.sse);
         let customer = match &req.sse {
             SseRequest::Customer(c) => Some(c),
@@ -220,7 +222,12 @@ impl NodeService {
             segments: vec![written.segment],
             parts_count: None,
         };
-        self.commit_object(&req.bucket, &req.key, m, etag).await
+        let precondition = req
+            .condition
+            .as_ref()
+            .map(|c| (super::conditions::precondition(c), Reuse::NewData));
+        self.commit_object_if(&req.bucket, &req.key, m, etag, precondition)
+            .await
     }
 
     /// Stored headers with the user metadata sealed under the object key.
@@ -244,19 +251,9 @@ impl NodeService {
         Ok(stored)
     }
 
-    /// Commits a manifest through Raft; on failure its data is removed again.
-    pub(crate) async fn commit_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        m: ObjectManifest,
-        etag: String,
-    ) -> StoreResult<PutObjectResult> {
-        self.commit_object_if(bucket, key, m, etag, None).await
-    }
-
-    /// [`Self::commit_object`], applied only if `precondition` holds. A re-sealed copy reuses the
-    /// old manifest's segments, so on failure it must not remove them (`reused`).
+    /// Commits a manifest through Raft, applied only if `precondition` holds; on failure its
+    /// data is removed again, except that a re-sealed copy reuses the old manifest's segments
+    /// and must not remove them (`Reuse::OldData`).
     pub(crate) async fn commit_object_if(
         &self,
         bucket: &str,

@@ -113,6 +113,7 @@ pub(super) async fn upload_part<B: Backend>(
                 content_length,
                 meta: Default::default(),
                 sse: customer.map_or(SseRequest::Default, SseRequest::Customer),
+                condition: None,
             },
         )
         .await?;
@@ -139,11 +140,7 @@ pub(super) async fn complete_multipart_upload<B: Backend>(
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
-    if input.if_match.is_some() || input.if_none_match.is_some() {
-        return Err(not_implemented(
-            "Conditional CompleteMultipartUpload (If-Match / If-None-Match)",
-        ));
-    }
+    let condition = super::object::write_condition(input.if_match, input.if_none_match)?;
     let malformed = || {
         S3Error::with_message(
             S3ErrorCode::MalformedXML,
@@ -165,7 +162,7 @@ pub(super) async fn complete_multipart_upload<B: Backend>(
         list.push((part_number(n)?, tag.value().to_owned()));
     }
     let res = backend
-        .complete_multipart_upload(&input.bucket, &input.key, &input.upload_id, list)
+        .complete_multipart_upload(&input.bucket, &input.key, &input.upload_id, list, condition)
         .await?;
     let echo = sse_echo(&res.sse);
     Ok(S3Response::new(CompleteMultipartUploadOutput {

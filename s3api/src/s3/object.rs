@@ -8,7 +8,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use super::{copy_key, etag, not_implemented, response_body, timestamp};
 use crate::backend::{
     Backend, ChecksumAlgorithm, CopyObjectRequest, GetObjectRequest, ObjectInfo, PutObjectRequest,
-    SseCustomerKey, StoreError,
+    SseCustomerKey, StoreError, WriteCondition,
 };
 use crate::checksum::{self, VerifyingStream};
 use crate::error::{invalid_argument, invalid_request, to_s3_error, wire_code};
@@ -69,6 +69,27 @@ pub(super) fn checksum_echo(
     echo
 }
 
+/// `If-Match` / `If-None-Match` on PutObject and CompleteMultipartUpload, as S3 supports them:
+/// `If-None-Match: *` (create only), `If-Match: "etag"` (replace only that version) and
+/// `If-Match: *` (replace only an existing object).
+pub(super) fn write_condition(
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+) -> S3Result<Option<WriteCondition>> {
+    match (if_match, if_none_match) {
+        (None, None) => Ok(None),
+        (None, Some(ETagCondition::Any)) => Ok(Some(WriteCondition::Absent)),
+        (None, Some(ETagCondition::ETag(_))) => Err(not_implemented(
+            "If-None-Match with an ETag on a write (only If-None-Match: *)",
+        )),
+        (Some(ETagCondition::Any), None) => Ok(Some(WriteCondition::Exists)),
+        (Some(ETagCondition::ETag(e)), None) => Ok(Some(WriteCondition::EtagIs(e.into_value()))),
+        (Some(_), Some(_)) => Err(not_implemented(
+            "If-Match together with If-None-Match on a write",
+        )),
+    }
+}
+
 pub(super) async fn put_object<B: Backend>(
     backend: &B,
     req: S3Request<PutObjectInput>,
@@ -79,11 +100,7 @@ pub(super) async fn put_object<B: Backend>(
         trailing_headers,
         ..
     } = req;
-    if input.if_match.is_some() || input.if_none_match.is_some() {
-        return Err(not_implemented(
-            "Conditional PutObject (If-Match / If-None-Match)",
-        ));
-    }
+    let condition = write_condition(input.if_match, input.if_none_match)?;
     let sse = parse_sse_request(
         input.server_side_encryption.as_ref(),
         input.ssekms_key_id,
@@ -121,6 +138,7 @@ pub(super) async fn put_object<B: Backend>(
             content_length,
             meta,
             sse,
+            condition,
         })
         .await?;
     let echo = sse_echo(&res.sse);

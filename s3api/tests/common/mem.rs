@@ -119,6 +119,29 @@ impl MemBackend {
         b.objects.get(key).cloned().ok_or(StoreError::NoSuchKey)
     }
 
+    /// S3's answers to a failed write condition.
+    fn check_condition(
+        &self,
+        bucket: &str,
+        key: &str,
+        condition: Option<&WriteCondition>,
+    ) -> StoreResult<()> {
+        let current = match self.object(bucket, key) {
+            Ok(o) => Some(o),
+            Err(StoreError::NoSuchKey) => None,
+            Err(e) => return Err(e),
+        };
+        match (condition, current) {
+            (None, _) | (Some(WriteCondition::Absent), None) => Ok(()),
+            (Some(WriteCondition::Exists | WriteCondition::EtagIs(_)), None) => {
+                Err(StoreError::NoSuchKey)
+            }
+            (Some(WriteCondition::Exists), Some(_)) => Ok(()),
+            (Some(WriteCondition::EtagIs(e)), Some(o)) if o.info.etag == *e => Ok(()),
+            _ => Err(StoreError::PreconditionFailed),
+        }
+    }
+
     fn insert(
         &self,
         bucket: &str,
@@ -239,6 +262,7 @@ impl Backend for MemBackend {
     async fn put_object(&self, req: PutObjectRequest) -> StoreResult<PutObjectResult> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.head_bucket(&req.bucket).await?;
+        self.check_condition(&req.bucket, &req.key, req.condition.as_ref())?;
         let data = Self::drain(req.body).await?;
         self.insert(&req.bucket, &req.key, data, req.meta, req.sse, None)
     }
@@ -408,7 +432,9 @@ impl Backend for MemBackend {
         key: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
+        condition: Option<WriteCondition>,
     ) -> StoreResult<PutObjectResult> {
+        self.check_condition(bucket, key, condition.as_ref())?;
         let up = {
             let mut st = self.state.lock().unwrap();
             st.uploads
