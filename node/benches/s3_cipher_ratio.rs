@@ -2,8 +2,9 @@
 //! process, over loopback HTTP, with the Rust S3 SDK as the client) with the real stream cipher,
 //! against the same server with a no-op cipher that exists only in this file (installed through
 //! [`coffer_node::server::RunOptions`]). Each SSE mode × data cipher × object size × drive
-//! count; servers alternate real / no-op / no-op / real (A/B/B/A) and each cell reports the
-//! median of its two runs per variant.
+//! count. Both servers run at once and every object goes to both in turn, alternating which is
+//! first, so a noisy neighbour hits both alike; a cell's ratio is the median of its per-object
+//! ratios.
 //!
 //! `cargo bench -p coffer-node --bench s3_cipher_ratio [-- --quick] [--rounds N] [--drives N]`
 //!
@@ -207,70 +208,99 @@ fn mibs(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / MIB as f64 / d.as_secs_f64()
 }
 
-/// PUTs then GETs `count` objects of `size` bytes one after another; (PUT, GET) MiB/s.
-async fn put_get(
-    c: &Client,
+/// Timings of one cell: per object, (real, no-op) seconds.
+#[derive(Default)]
+struct Pairs {
+    put: Vec<(f64, f64)>,
+    get: Vec<(f64, f64)>,
+}
+
+async fn put_one(c: &Client, bucket: &str, key: &str, sse: Sse, body: Bytes, ck: &CustomerKey) {
+    let mut req = c
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body));
+    req = match sse {
+        Sse::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
+        Sse::Kms => req
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(KMS_KEY_ID),
+        Sse::C => req
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(&ck.b64)
+            .sse_customer_key_md5(&ck.md5),
+    };
+    req.send().await.expect("PUT");
+}
+
+/// GETs an object, streamed (not buffered); checks its length and its first bytes.
+async fn get_one(c: &Client, bucket: &str, key: &str, sse: Sse, body: &Bytes, ck: &CustomerKey) {
+    let mut req = c.get_object().bucket(bucket).key(key);
+    if sse == Sse::C {
+        req = req
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(&ck.b64)
+            .sse_customer_key_md5(&ck.md5);
+    }
+    let mut out = req.send().await.expect("GET");
+    let mut got = 0usize;
+    while let Some(chunk) = out.body.next().await {
+        let chunk = chunk.expect("GET body");
+        if got == 0 {
+            let n = chunk.len().min(4096);
+            assert_eq!(&chunk[..n], &body[..n], "GET returned other bytes");
+        }
+        got += chunk.len();
+    }
+    assert_eq!(got, body.len());
+}
+
+/// PUTs, then GETs, `count` objects of `size` bytes to the real and the no-op server in turn,
+/// object by object (real first on even objects, no-op first on odd ones), so that whatever
+/// else the machine is doing hits both variants alike.
+async fn paired(
+    clients: &[Client; 2],
     bucket: &str,
     sse: Sse,
     body: &Bytes,
     size: usize,
     count: usize,
-) -> (f64, f64) {
+    out: &mut Pairs,
+) {
     let ck = customer_key();
     let body = body.slice(..size);
-    let t = Instant::now();
+    let order = |i: usize| if i % 2 == 0 { [0, 1] } else { [1, 0] };
     for i in 0..count {
-        let mut req = c
-            .put_object()
-            .bucket(bucket)
-            .key(format!("o{size}-{i}"))
-            .body(ByteStream::from(body.clone()));
-        req = match sse {
-            Sse::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Sse::Kms => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(KMS_KEY_ID),
-            Sse::C => req
-                .sse_customer_algorithm("AES256")
-                .sse_customer_key(&ck.b64)
-                .sse_customer_key_md5(&ck.md5),
-        };
-        req.send().await.expect("PUT");
-    }
-    let put = mibs(size * count, t.elapsed());
-    let t = Instant::now();
-    for i in 0..count {
-        let mut req = c.get_object().bucket(bucket).key(format!("o{size}-{i}"));
-        if sse == Sse::C {
-            req = req
-                .sse_customer_algorithm("AES256")
-                .sse_customer_key(&ck.b64)
-                .sse_customer_key_md5(&ck.md5);
+        let key = format!("o{size}-{i}");
+        let mut t = [0.0; 2];
+        for v in order(i) {
+            let start = Instant::now();
+            put_one(&clients[v], bucket, &key, sse, body.clone(), &ck).await;
+            t[v] = start.elapsed().as_secs_f64();
         }
-        let mut out = req.send().await.expect("GET");
-        let mut got = 0usize;
-        let mut first = true;
-        while let Some(chunk) = out.body.next().await {
-            let chunk = chunk.expect("GET body");
-            if first && i == 0 {
-                let n = chunk.len().min(4096);
-                assert_eq!(&chunk[..n], &body[..n], "GET returned other bytes");
-                first = false;
-            }
-            got += chunk.len();
-        }
-        assert_eq!(got, size);
+        out.put.push((t[0], t[1]));
     }
-    let get = mibs(size * count, t.elapsed());
     for i in 0..count {
-        c.delete_object()
-            .bucket(bucket)
-            .key(format!("o{size}-{i}"))
-            .send()
-            .await
-            .expect("DELETE");
+        let key = format!("o{size}-{i}");
+        let mut t = [0.0; 2];
+        for v in order(i) {
+            let start = Instant::now();
+            get_one(&clients[v], bucket, &key, sse, &body, &ck).await;
+            t[v] = start.elapsed().as_secs_f64();
+        }
+        out.get.push((t[0], t[1]));
     }
-    (put, get)
+    for i in 0..count {
+        for c in clients {
+            c.delete_object()
+                .bucket(bucket)
+                .key(format!("o{size}-{i}"))
+                .send()
+                .await
+                .expect("DELETE");
+        }
+    }
 }
 
 fn fill(buf: &mut [u8], mut s: u64) {
@@ -331,14 +361,22 @@ fn aead_rates(suite: CipherSuite, body: &Bytes) -> (f64, f64) {
 }
 
 struct Cell {
-    op: &'static str,
     drives: usize,
     size: usize,
-    count: usize,
     suite: CipherSuite,
     sse: Sse,
-    real: Vec<f64>,
-    noop: Vec<f64>,
+    pairs: Pairs,
+}
+
+/// (real MiB/s, no-op MiB/s, ratio): throughputs over the total time of each variant; the
+/// ratio is the median of the per-object ratios (robust against a single stalled request).
+fn summarize(pairs: &[(f64, f64)], size: usize) -> (f64, f64, f64) {
+    let (real, noop): (f64, f64) = pairs
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (r, n)| (a + r, b + n));
+    let bytes = (size * pairs.len()) as f64 / MIB as f64;
+    let mut ratios: Vec<f64> = pairs.iter().map(|(r, n)| n / r).collect();
+    (bytes / real, bytes / noop, median(&mut ratios))
 }
 
 fn main() {
@@ -347,8 +385,8 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
-    // `--rounds N`: repeat the A/B/B/A sequence N times (more samples per cell on a noisy
-    // machine); `--drives N`: only that drive count.
+    // `--rounds N`: repeat every cell N times (more samples on a noisy machine);
+    // `--drives N`: only that drive count.
     let value_of = |flag: &str| {
         args.iter()
             .position(|a| a == flag)
@@ -387,15 +425,11 @@ fn main() {
         .build()
         .expect("runtime");
     let mut cells: Vec<Cell> = Vec::new();
-    let order: Vec<bool> = (0..rounds)
-        .flat_map(|_| [false, true, true, false])
-        .collect();
     for &drives in &drive_counts {
-        // A B B A: drift hits both variants alike.
-        for (run, &noop) in order.iter().enumerate() {
-            rt.block_on(async {
-                let server = start(drives, noop).await;
-                let c = client(server.s3);
+        rt.block_on(async {
+            let servers = [start(drives, false).await, start(drives, true).await];
+            let clients = [client(servers[0].s3), client(servers[1].s3)];
+            for (server, c) in servers.iter().zip(&clients) {
                 for suite in CipherSuite::ALL {
                     let bucket = bucket_of(suite);
                     c.create_bucket()
@@ -409,60 +443,66 @@ fn main() {
                     };
                     set_bucket_cipher(server.admin, bucket, name);
                 }
-                // Warm-up: connections, KMS data-key cache, allocator.
-                for suite in CipherSuite::ALL {
-                    put_get(&c, bucket_of(suite), Sse::Kms, &body, MIB, 2).await;
+            }
+            // Warm-up: connections, KMS data-key cache, allocator.
+            let mut warm = Pairs::default();
+            for suite in CipherSuite::ALL {
+                for sse in Sse::ALL {
+                    paired(&clients, bucket_of(suite), sse, &body, MIB, 2, &mut warm).await;
                 }
+            }
+            for round in 0..rounds {
                 for &(size, count) in &sizes {
                     for suite in CipherSuite::ALL {
                         for sse in Sse::ALL {
-                            let (p, g) =
-                                put_get(&c, bucket_of(suite), sse, &body, size, count).await;
-                            for (op, v) in [("PUT", p), ("GET", g)] {
-                                let i = match cells.iter().position(|x| {
-                                    x.op == op
-                                        && x.drives == drives
-                                        && x.size == size
-                                        && x.suite == suite
-                                        && x.sse == sse
-                                }) {
-                                    Some(i) => i,
-                                    None => {
-                                        cells.push(Cell {
-                                            op,
-                                            drives,
-                                            size,
-                                            count,
-                                            suite,
-                                            sse,
-                                            real: vec![],
-                                            noop: vec![],
-                                        });
-                                        cells.len() - 1
-                                    }
-                                };
-                                if noop {
-                                    cells[i].noop.push(v);
-                                } else {
-                                    cells[i].real.push(v);
+                            let i = match cells.iter().position(|x| {
+                                x.drives == drives
+                                    && x.size == size
+                                    && x.suite == suite
+                                    && x.sse == sse
+                            }) {
+                                Some(i) => i,
+                                None => {
+                                    cells.push(Cell {
+                                        drives,
+                                        size,
+                                        suite,
+                                        sse,
+                                        pairs: Pairs::default(),
+                                    });
+                                    cells.len() - 1
                                 }
-                            }
+                            };
+                            let bucket = bucket_of(suite);
+                            paired(
+                                &clients,
+                                bucket,
+                                sse,
+                                &body,
+                                size,
+                                count,
+                                &mut cells[i].pairs,
+                            )
+                            .await;
                         }
                     }
                 }
-                server.stop().await;
-            });
-            eprintln!(
-                "[{:>5.1}s] done {drives} drive(s), run {} ({})",
-                started.elapsed().as_secs_f64(),
-                run + 1,
-                if noop { "no-op" } else { "real" }
-            );
-        }
+                eprintln!(
+                    "[{:>5.1}s] done {drives} drive(s), round {}",
+                    started.elapsed().as_secs_f64(),
+                    round + 1
+                );
+            }
+            for s in servers {
+                s.stop().await;
+            }
+        });
     }
 
-    println!("## S3 end to end (MiB/s, median of {} server runs per variant, A/B/B/A; real cipher vs no-op cipher)\n", 2 * rounds);
-    println!("In-process server, loopback HTTP, aws-sdk-s3 client; objects PUT one after another, then GET (streamed, not buffered) and DELETE; bucket cipher set through the admin API.\n");
+    println!(
+        "## S3 end to end (MiB/s; real cipher vs no-op cipher, interleaved object by object)\n"
+    );
+    println!("In-process servers (one real, one no-op, both running), loopback HTTP, aws-sdk-s3 client; each object is PUT to both servers in turn (alternating which goes first), then GET (streamed, not buffered) from both, then DELETEd; bucket cipher set through the admin API. Ratio = median over objects of (no-op time / real time); throughputs from total times.\n");
     println!("| AEAD (single core, same run) | seal MiB/s | open MiB/s |");
     println!("|---|---:|---:|");
     for (s, (seal, open)) in &aead {
@@ -472,12 +512,18 @@ fn main() {
     println!("| op | drives | object | cipher | SSE | real | no-op | ratio | target | | serial bound | eff. serial | parallel bound | eff. parallel |");
     println!("|---|---:|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|");
     let mut misses = 0;
+    let mut total = 0;
     for op in ["PUT", "GET"] {
-        for c in cells.iter_mut().filter(|c| c.op == op) {
+        for c in &cells {
             let target = if op == "GET" { GET_TARGET } else { PUT_TARGET };
-            let (real, noop) = (median(&mut c.real), median(&mut c.noop));
-            let ratio = real / noop;
+            let pairs = if op == "GET" {
+                &c.pairs.get
+            } else {
+                &c.pairs.put
+            };
+            let (real, noop, ratio) = summarize(pairs, c.size);
             let ok = ratio >= target;
+            total += 1;
             misses += usize::from(!ok);
             let (seal, open) = aead
                 .iter()
@@ -491,7 +537,7 @@ fn main() {
                 "| {op} | {} | {} MiB ×{} | {} | {} | {real:.0} | {noop:.0} | {ratio:.3} | {target:.2} | {} | {serial:.0} | {:.2} | {parallel:.0} | {:.2} |",
                 c.drives,
                 c.size / MIB,
-                c.count,
+                pairs.len(),
                 c.suite.name(),
                 c.sse.name(),
                 if ok { "ok" } else { "MISS" },
@@ -501,8 +547,7 @@ fn main() {
         }
     }
     println!(
-        "\n{misses} of {} ratios below target; total run {:.0} s.",
-        cells.len(),
+        "\n{misses} of {total} ratios below target; total run {:.0} s.",
         started.elapsed().as_secs_f64()
     );
 }
