@@ -4,6 +4,7 @@
 //! reloadable without a restart.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher as _, Hash as _, Hasher as _, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -226,32 +227,78 @@ fn load(source: &TlsSource, provider: &CryptoProvider) -> Result<CertSet, TlsErr
     })
 }
 
+/// A digest of what a [`TlsSource`]'s files hold now, to notice when they change.
+///
+/// Content, not modification times: a rename of a file written in the same second, or a copy
+/// that keeps the old mtime, would otherwise go unnoticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint(u64);
+
+/// Feeds one file (name, and content or why it could not be read) into `h`.
+fn hash_file(h: &mut impl std::hash::Hasher, path: &Path) {
+    path.hash(h);
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            // Key files pass through here: do not leave a copy behind in freed memory.
+            let bytes = zeroize::Zeroizing::new(bytes);
+            0u8.hash(h);
+            bytes.hash(h);
+        }
+        Err(e) => {
+            1u8.hash(h);
+            e.kind().hash(h);
+        }
+    }
+}
+
 /// Resolves the server certificate by SNI from a reloadable certificate set.
 #[derive(Debug)]
 pub struct SniResolver {
     source: TlsSource,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<CertSet>>,
+    /// Fingerprint of the files the current set was loaded from (taken before reading them, so
+    /// a change during a load is seen on the next check rather than lost).
+    loaded: RwLock<Fingerprint>,
+    /// Keys the fingerprint hash per process: a digest over private-key bytes must not be a
+    /// fixed, precomputable function of them.
+    hasher: RandomState,
 }
 
 impl SniResolver {
     /// Loads the certificates of `source`.
     pub fn new(source: TlsSource, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        let hasher = RandomState::new();
+        let fingerprint = fingerprint_of(&source, &hasher);
         let set = load(&source, &provider)?;
         Ok(Self {
             source,
             provider,
             current: RwLock::new(Arc::new(set)),
+            loaded: RwLock::new(fingerprint),
+            hasher,
         })
     }
 
     /// Reads the files again. On success new handshakes use the new certificates (open
     /// connections keep theirs); on failure the old ones stay in use.
     pub fn reload(&self) -> Result<(), TlsError> {
+        let fingerprint = self.files_fingerprint();
         let set = Arc::new(load(&self.source, &self.provider)?);
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
         *cur = set;
+        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = fingerprint;
         Ok(())
+    }
+
+    /// The fingerprint of the configured files as they are now (blocking file reads).
+    pub fn files_fingerprint(&self) -> Fingerprint {
+        fingerprint_of(&self.source, &self.hasher)
+    }
+
+    /// Whether the certificates in use were loaded from files with this fingerprint.
+    pub fn is_loaded(&self, fingerprint: Fingerprint) -> bool {
+        *self.loaded.read().unwrap_or_else(|p| p.into_inner()) == fingerprint
     }
 
     fn set(&self) -> Arc<CertSet> {
@@ -269,6 +316,32 @@ impl SniResolver {
             .map(|e| (e.file.clone(), e.names.clone()))
             .collect()
     }
+}
+
+/// The fingerprint of every file `source` may load: the pair, or each `.pem` and `.key` in the
+/// directory (a new or removed pair changes it too).
+fn fingerprint_of(source: &TlsSource, hasher: &RandomState) -> Fingerprint {
+    let mut h = hasher.build_hasher();
+    match source {
+        TlsSource::Pair { cert, key } => {
+            hash_file(&mut h, cert);
+            hash_file(&mut h, key);
+        }
+        TlsSource::Dir(dir) => match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                let mut files: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "key"))
+                    .collect();
+                files.sort();
+                for f in files {
+                    hash_file(&mut h, &f);
+                }
+            }
+            Err(e) => e.kind().hash(&mut h),
+        },
+    }
+    Fingerprint(h.finish())
 }
 
 impl ResolvesServerCert for SniResolver {
@@ -419,5 +492,44 @@ mod tests {
         std::fs::write(&a.cert, b"garbage").unwrap();
         assert!(r.reload().is_err());
         assert_eq!(r.summary()[0].1, vec!["a.test".to_string()]);
+    }
+
+    #[test]
+    fn fingerprint_follows_file_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = certs::write_self_signed("a", &["a.test".into()], &[], dir.path(), false).unwrap();
+        let r = SniResolver::new(
+            TlsSource::Pair {
+                cert: a.cert.clone(),
+                key: a.key.clone(),
+            },
+            provider(),
+        )
+        .unwrap();
+        let first = r.files_fingerprint();
+        assert!(r.is_loaded(first), "unchanged files");
+        // New content (same names): a different fingerprint, not loaded yet.
+        certs::write_self_signed("a", &["b.test".into()], &[], dir.path(), true).unwrap();
+        let second = r.files_fingerprint();
+        assert_ne!(first, second);
+        assert!(!r.is_loaded(second));
+        r.reload().unwrap();
+        assert!(r.is_loaded(second));
+        assert_eq!(r.summary()[0].1, vec!["b.test".to_string()]);
+        // A file that disappears changes it too; the failed reload keeps what was loaded.
+        std::fs::remove_file(&a.key).unwrap();
+        let gone = r.files_fingerprint();
+        assert_ne!(gone, second);
+        assert!(r.reload().is_err());
+        assert!(r.is_loaded(second));
+
+        // Directory mode: a new pair changes the fingerprint.
+        let d = tempfile::tempdir().unwrap();
+        certs::write_self_signed("x", &["x.test".into()], &[], d.path(), false).unwrap();
+        let r = SniResolver::new(TlsSource::Dir(d.path().into()), provider()).unwrap();
+        let before = r.files_fingerprint();
+        assert!(r.is_loaded(before));
+        certs::write_self_signed("y", &["y.test".into()], &[], d.path(), false).unwrap();
+        assert!(!r.is_loaded(r.files_fingerprint()));
     }
 }

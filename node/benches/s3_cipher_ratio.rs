@@ -97,6 +97,7 @@ async fn start(drives: usize, noop: bool) -> Server {
         insecure_http: false,
         domain: None,
         tls: None,
+        tls_watch: None,
     };
     let cipher: Arc<dyn CipherFactory> = if noop {
         Arc::new(NoopCipher)

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use coffer_cluster::tls::TlsSource;
@@ -170,6 +171,10 @@ pub struct ServerArgs {
     /// the first, when there is no match) [TOML: tls_dir]
     #[arg(long, env = "COFFER_TLS_DIR", value_name = "DIR")]
     pub tls_dir: Option<PathBuf>,
+    /// How often to check the certificate files for changes and reload them, in milliseconds;
+    /// 0 turns the check off (SIGHUP still reloads) [TOML: tls_watch_ms] [default: 2000]
+    #[arg(long, env = "COFFER_TLS_WATCH_MS", value_name = "MS")]
+    pub tls_watch_ms: Option<u64>,
 }
 
 /// The TOML file's keys (all optional).
@@ -187,7 +192,11 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_dir: Option<PathBuf>,
+    tls_watch_ms: Option<u64>,
 }
+
+/// How often the certificate files are checked for changes when nothing else is configured.
+pub const DEFAULT_TLS_WATCH: Duration = Duration::from_secs(2);
 
 /// The resolved configuration of a node.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,6 +219,8 @@ pub struct Config {
     pub domain: Option<String>,
     /// HTTPS certificates for the S3 and admin listeners; plain HTTP when absent.
     pub tls: Option<TlsSource>,
+    /// Interval of the check for changed certificate files; `None`: no check (SIGHUP only).
+    pub tls_watch: Option<Duration>,
 }
 
 /// Configuration errors.
@@ -274,8 +285,18 @@ impl Config {
                 ))
             }
         };
+        let tls_watch = match args
+            .tls_watch_ms
+            .or(file.tls_watch_ms)
+            .map(Duration::from_millis)
+        {
+            None => Some(DEFAULT_TLS_WATCH),
+            Some(Duration::ZERO) => None,
+            Some(d) => Some(d),
+        };
         Ok(Self {
             tls,
+            tls_watch,
             s3_addr: args
                 .s3_addr
                 .or(file.s3_addr)
@@ -392,6 +413,17 @@ mod tests {
             })
         );
         assert!(c.check_listeners().is_ok(), "TLS lifts the loopback rule");
+        assert_eq!(c.tls_watch, Some(DEFAULT_TLS_WATCH));
+        let watch = |ms| {
+            Config::resolve(ServerArgs {
+                tls_watch_ms: Some(ms),
+                ..args(Some("c.pem"), Some("k.pem"), None)
+            })
+            .unwrap()
+            .tls_watch
+        };
+        assert_eq!(watch(250), Some(Duration::from_millis(250)));
+        assert_eq!(watch(0), None, "0 turns the file check off");
         let c = Config::resolve(args(None, None, Some("certs"))).unwrap();
         assert_eq!(c.tls, Some(TlsSource::Dir("certs".into())));
         for bad in [

@@ -13,3 +13,4 @@ pub mod seams;
 pub mod secrets;
 pub mod server;
 pub mod service;
+mod tls_reload;

@@ -221,10 +221,15 @@ pub async fn run_with(
         on_handshake: Some(Arc::new(move |group: &str| m.record_tls_handshake(group))),
         ..Default::default()
     };
-    tokio::spawn(reload_on_sighup(
-        tls.map(|(_, resolver)| resolver),
-        shutdown.clone(),
-    ));
+    let resolver = tls.map(|(_, resolver)| resolver);
+    if let (Some(r), Some(interval)) = (&resolver, cfg.tls_watch) {
+        tokio::spawn(crate::tls_reload::watch_files(
+            r.clone(),
+            interval,
+            shutdown.clone(),
+        ));
+    }
+    tokio::spawn(crate::tls_reload::on_sighup(resolver, shutdown.clone()));
     let s3_task = tokio::spawn(coffer_s3api::serve_s3_with(
         s3_listener,
         s3,
@@ -249,39 +254,6 @@ pub async fn run_with(
     observer.flush();
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Reloads the TLS certificates on every SIGHUP: new handshakes get the new certificates, open
-/// connections keep theirs; a failed reload keeps the old ones. Without TLS, SIGHUP is ignored
-/// (instead of ending the process).
-async fn reload_on_sighup(
-    resolver: Option<Arc<coffer_cluster::tls::SniResolver>>,
-    shutdown: CancellationToken,
-) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot install the SIGHUP handler: certificate reload disabled");
-        return;
-    };
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            got = hup.recv() => if got.is_none() { return },
-        }
-        match &resolver {
-            None => tracing::info!("SIGHUP: no TLS configured, nothing to reload"),
-            Some(r) => match r.reload() {
-                Ok(()) => {
-                    for (file, names) in r.summary() {
-                        tracing::info!(file = %file.display(), names = ?names, "TLS certificate reloaded");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "TLS reload failed: keeping the old certificates")
-                }
-            },
-        }
-    }
 }
 
 fn open_drives(

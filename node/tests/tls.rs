@@ -1,70 +1,14 @@
 //! HTTPS end to end (issue 5): certificates from `coffer certs`, aws-sdk-s3 over HTTPS, SNI
 //! selection from --tls-dir, protocol versions, the post-quantum hybrid key exchange, reload on
-//! SIGHUP, and the refusal of plain HTTP off loopback.
+//! SIGHUP and on changed files, and the refusal of plain HTTP off loopback.
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::Client;
 use common::tls::*;
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A CA and a node certificate (localhost + 127.0.0.1) under `root`: (ca dir, cert, key).
-fn ca_and_node(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ca = root.join("ca");
-    make_ca(&ca);
-    let (cert, key) = make_node_cert(&ca, "node1", "localhost", &root.join("tls"));
-    (ca, cert, key)
-}
-
-async fn start_tls(args: Vec<String>, ca_pem: PathBuf) -> TestServer {
-    TestServer::start(ServerOpts {
-        extra_args: args,
-        tls_ca: Some(ca_pem),
-        ..Default::default()
-    })
-    .await
-}
-
-fn pair_args(cert: &Path, key: &Path) -> Vec<String> {
-    vec![
-        "--tls-cert".into(),
-        cert.display().to_string(),
-        "--tls-key".into(),
-        key.display().to_string(),
-    ]
-}
-
-/// aws-sdk-s3 with a rustls (aws-lc-rs) connector that trusts only `ca_pem`.
-fn sdk_client_trusting(server: &TestServer, ca_pem: &Path) -> Client {
-    use aws_smithy_http_client::tls;
-    let pem = std::fs::read(ca_pem).expect("read CA");
-    let trust = tls::TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(pem);
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .tls_context(
-            tls::TlsContext::builder()
-                .with_trust_store(trust)
-                .build()
-                .expect("TLS context"),
-        )
-        .build_https();
-    Client::from_conf(
-        server
-            .config_builder(ACCESS_KEY, SECRET_KEY)
-            .http_client(http)
-            .build(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_round_trip_over_https_with_coffer_ca() {
@@ -314,34 +258,16 @@ async fn tls_versions_and_post_quantum_key_exchange() {
 async fn sighup_reloads_certificates_and_open_downloads_complete() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = ca_and_node(dir.path());
-    let server = start_tls(pair_args(&cert, &key), ca.join("ca.pem")).await;
     let ca_pem = ca.join("ca.pem");
+    // The file check off: this test is about the signal alone.
+    let mut args = pair_args(&cert, &key);
+    args.extend(["--tls-watch-ms".into(), "0".into()]);
+    let server = start_tls(args, ca_pem.clone()).await;
     let old_leaf = pem_certs(&cert)[0].clone();
 
-    let s3 = sdk_client_trusting(&server, &ca_pem);
-    let bucket = bucket_name("reload");
-    create_bucket(&s3, &bucket).await;
     let body = pseudo_random(16 * MIB, 9);
-    put_bytes(&s3, &bucket, "big", &body).await;
-    let signer = sdk_client_trusting(&server, &ca_pem);
-    let presigned = signer
-        .get_object()
-        .bucket(&bucket)
-        .key("big")
-        .presigned(PresigningConfig::expires_in(Duration::from_secs(600)).unwrap())
-        .await
-        .unwrap();
-    let (addr, path) = split_url(presigned.uri());
-
-    // Start a download and read only its beginning.
-    let (mut download, n) = tls_connect(client_config(&[&ca_pem], None, None), &addr, None)
-        .await
-        .unwrap();
-    assert_eq!(n.peer_certs[0], old_leaf);
-    let head = request_head(&addr, "GET", &path, &[], 0);
-    download.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = vec![0u8; 256 * KIB];
-    download.read_exact(&mut raw).await.unwrap();
+    let download = OpenDownload::begin(&server, &ca_pem, &body).await;
+    assert_eq!(download.leaf, old_leaf);
 
     // New certificate files, then SIGHUP.
     let (ok, text) = coffer_certs(&[
@@ -361,42 +287,82 @@ async fn sighup_reloads_certificates_and_open_downloads_complete() {
     assert!(ok, "{text}");
     let new_leaf = pem_certs(&cert)[0].clone();
     assert_ne!(new_leaf, old_leaf);
+    // Without the signal nothing changes (the file check is off).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(served_leaf(&ca_pem, &server.s3_addr()).await, old_leaf);
     let status = Command::new("kill")
         .arg("-HUP")
         .arg(server.pid().unwrap().to_string())
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, n) = tls_connect(client_config(&[&ca_pem], None, None), &addr, None)
-            .await
-            .unwrap();
-        if n.peer_certs[0] == new_leaf {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "new handshakes never saw the new certificate"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_leaf(
+        &ca_pem,
+        &server.s3_addr(),
+        &new_leaf,
+        Duration::from_secs(15),
+    )
+    .await;
 
     // The download that started before the reload completes intact.
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        match download.read_to_end(&mut rest).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
-            Err(e) => panic!("download: {e}"),
-        }
-    })
-    .await
-    .expect("download finishes");
-    raw.extend_from_slice(&rest);
-    let resp = parse_response(&raw, false).unwrap();
-    assert_eq!(resp.status, 200, "{}", resp.brief());
-    assert_same_bytes(&resp.body, &body, "download across the reload");
+    download.finish(&body).await;
+    assert!(server_is_alive(server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_certificate_files_reload_without_a_signal() {
+    const WATCH_MS: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_and_node(dir.path());
+    let ca_pem = ca.join("ca.pem");
+    let mut args = pair_args(&cert, &key);
+    args.extend(["--tls-watch-ms".into(), WATCH_MS.to_string()]);
+    let server = start_tls(args, ca_pem.clone()).await;
+    let old_leaf = pem_certs(&cert)[0].clone();
+
+    let body = pseudo_random(16 * MIB, 11);
+    let download = OpenDownload::begin(&server, &ca_pem, &body).await;
+    assert_eq!(download.leaf, old_leaf);
+
+    // The new pair is made elsewhere and moved in with rename, as an operator's script would.
+    let staging = dir.path().join("staging");
+    let (new_cert, new_key) = make_node_cert(&ca, "node1", "localhost", &staging);
+    let new_leaf = pem_certs(&new_cert)[0].clone();
+    assert_ne!(new_leaf, old_leaf);
+
+    // Half a pair (the new certificate, still the old key) must not replace the working one:
+    // for several checks, new handshakes keep getting the old certificate.
+    std::fs::rename(&new_cert, &cert).unwrap();
+    let until = Instant::now() + Duration::from_millis(6 * WATCH_MS);
+    let mut checks = 0;
+    while Instant::now() < until && checks < 100 {
+        assert_eq!(
+            served_leaf(&ca_pem, &server.s3_addr()).await,
+            old_leaf,
+            "a broken pair replaced the working one"
+        );
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The key follows: the pair is whole, and new handshakes get it with no signal sent.
+    std::fs::rename(&new_key, &key).unwrap();
+    wait_for_leaf(
+        &ca_pem,
+        &server.s3_addr(),
+        &new_leaf,
+        Duration::from_secs(15),
+    )
+    .await;
+
+    // The download that started before both changes completes intact.
+    download.finish(&body).await;
+    let log = std::fs::read_to_string(server.root_dir().join("stderr.1.log")).unwrap();
+    assert!(
+        log.contains("TLS reload failed") && log.contains("file change"),
+        "the broken pair is reported: {log}"
+    );
+    assert!(log.contains("TLS certificate reloaded"), "{log}");
     assert!(server_is_alive(server).await);
 }
 

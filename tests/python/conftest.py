@@ -14,6 +14,7 @@ import random
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -80,6 +81,9 @@ class Coffer:
     statuses: StatusLog
     proc: subprocess.Popen | None = None
     generation: int = 0
+    # HTTPS: the server's TLS flags go in extra_args; the health check trusts ca_bundle.
+    extra_args: list[str] = field(default_factory=list)
+    ca_bundle: Path | None = None
 
     access_key: str = ACCESS_KEY
     secret_key: str = SECRET_KEY
@@ -87,12 +91,16 @@ class Coffer:
     region: str = REGION
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.ca_bundle is not None else "http"
+
+    @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.s3_port}"
+        return f"{self.scheme}://127.0.0.1:{self.s3_port}"
 
     @property
     def admin_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        return f"{self.scheme}://127.0.0.1:{self.admin_port}"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -138,6 +146,7 @@ class Coffer:
             f"127.0.0.1:{self.admin_port}",
             "--audit-log",
             str(self.root / "audit.log"),
+            *self.extra_args,
         ]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=self.env(), cwd=self.root
@@ -146,13 +155,16 @@ class Coffer:
         err.close()
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         last = "no answer"
+        tls = None if self.ca_bundle is None else ssl.create_default_context(cafile=str(self.ca_bundle))
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 self.proc = None
                 return code
             try:
-                with urllib.request.urlopen(f"{self.admin_endpoint}/api/v1/health", timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"{self.admin_endpoint}/api/v1/health", timeout=2, context=tls
+                ) as r:
                     if r.status == 200:
                         return None
                     last = f"status {r.status}"
@@ -191,8 +203,16 @@ class Coffer:
                 text = p.read_text(errors="replace") if p.exists() else ""
                 print(f"===== {p} =====\n{text[-20000:]}")
 
-    def client(self, access_key: str | None = None, secret_key: str | None = None, **config):
-        """A boto3 S3 client: path-style, us-east-1, no retries; statuses are recorded."""
+    def client(
+        self,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        verify: str | bool | None = None,
+        **config,
+    ):
+        """A boto3 S3 client: path-style, us-east-1, no retries; statuses are recorded.
+        `verify`: a CA bundle path for HTTPS (None: the one the server was started with, or
+        boto3's default bundle for a plain-HTTP server)."""
         cfg = Config(
             region_name=self.region,
             signature_version="s3v4",
@@ -207,6 +227,7 @@ class Coffer:
             endpoint_url=self.endpoint,
             aws_access_key_id=access_key or self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,
+            verify=str(self.ca_bundle) if verify is None and self.ca_bundle else verify,
             config=cfg,
         )
         statuses = self.statuses

@@ -11,7 +11,12 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{coffer_bin, parse_response, request_head, RawResponse};
+use aws_sdk_s3::Client;
+
+use super::{
+    assert_same_bytes, bucket_name, coffer_bin, create_bucket, parse_response, put_bytes,
+    request_head, split_url, RawResponse, ServerOpts, TestServer, ACCESS_KEY, SECRET_KEY,
+};
 
 /// Runs `coffer certs ARGS` and returns (exit success, stdout + stderr).
 pub fn coffer_certs(args: &[&str]) -> (bool, String) {
@@ -174,4 +179,140 @@ pub async fn https_request(
         .map_err(|_| "HTTPS request timed out".to_string())?
         .map_err(|e| format!("HTTPS I/O: {e}"))?;
     Ok((parse_response(&raw, method == "HEAD")?, n))
+}
+
+/// A CA and a node certificate (localhost + 127.0.0.1) under `root`: (ca dir, cert, key).
+pub fn ca_and_node(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca = root.join("ca");
+    make_ca(&ca);
+    let (cert, key) = make_node_cert(&ca, "node1", "localhost", &root.join("tls"));
+    (ca, cert, key)
+}
+
+/// Starts the server with `args` (the TLS flags among them); the harness trusts `ca_pem`.
+pub async fn start_tls(args: Vec<String>, ca_pem: PathBuf) -> TestServer {
+    TestServer::start(ServerOpts {
+        extra_args: args,
+        tls_ca: Some(ca_pem),
+        ..Default::default()
+    })
+    .await
+}
+
+/// `--tls-cert CERT --tls-key KEY`.
+pub fn pair_args(cert: &Path, key: &Path) -> Vec<String> {
+    vec![
+        "--tls-cert".into(),
+        cert.display().to_string(),
+        "--tls-key".into(),
+        key.display().to_string(),
+    ]
+}
+
+/// aws-sdk-s3 with a rustls (aws-lc-rs) connector that trusts only `ca_pem`.
+pub fn sdk_client_trusting(server: &TestServer, ca_pem: &Path) -> Client {
+    use aws_smithy_http_client::tls;
+    let pem = std::fs::read(ca_pem).expect("read CA");
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem);
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(
+            tls::TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .expect("TLS context"),
+        )
+        .build_https();
+    Client::from_conf(
+        server
+            .config_builder(ACCESS_KEY, SECRET_KEY)
+            .http_client(http)
+            .build(),
+    )
+}
+
+/// The leaf certificate a new handshake (no SNI) gets now.
+pub async fn served_leaf(ca_pem: &Path, addr: &str) -> CertificateDer<'static> {
+    let (_, n) = tls_connect(client_config(&[ca_pem], None, None), addr, None)
+        .await
+        .expect("handshake");
+    n.peer_certs[0].clone()
+}
+
+/// Waits (at most `limit`) until new handshakes get `leaf`; panics otherwise.
+pub async fn wait_for_leaf(ca_pem: &Path, addr: &str, leaf: &CertificateDer<'_>, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    // Bounded by the deadline; 100 ms apart.
+    loop {
+        if served_leaf(ca_pem, addr).await == *leaf {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new handshakes did not get the new certificate within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A GET over its own TLS connection, begun (head of the body read) and not yet finished.
+pub struct OpenDownload {
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    raw: Vec<u8>,
+    /// The leaf certificate this connection's handshake got.
+    pub leaf: CertificateDer<'static>,
+}
+
+impl OpenDownload {
+    /// PUTs `body` as a new object and starts a presigned GET of it, reading its first 256 KiB.
+    pub async fn begin(server: &TestServer, ca_pem: &Path, body: &[u8]) -> OpenDownload {
+        use aws_sdk_s3::presigning::PresigningConfig;
+        let s3 = sdk_client_trusting(server, ca_pem);
+        let bucket = bucket_name("reload");
+        create_bucket(&s3, &bucket).await;
+        put_bytes(&s3, &bucket, "big", body).await;
+        let presigned = s3
+            .get_object()
+            .bucket(&bucket)
+            .key("big")
+            .presigned(PresigningConfig::expires_in(Duration::from_secs(600)).unwrap())
+            .await
+            .unwrap();
+        let (addr, path) = split_url(presigned.uri());
+        let (mut stream, n) = tls_connect(client_config(&[ca_pem], None, None), &addr, None)
+            .await
+            .unwrap();
+        let head = request_head(&addr, "GET", &path, &[], 0);
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut raw = vec![0u8; 256 * 1024];
+        stream.read_exact(&mut raw).await.unwrap();
+        OpenDownload {
+            stream,
+            raw,
+            leaf: n.peer_certs[0].clone(),
+        }
+    }
+
+    /// Reads the rest (at most 60 s) and asserts a 200 with exactly `body`.
+    pub async fn finish(mut self, body: &[u8]) {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), async {
+            match self.stream.read_to_end(&mut rest).await {
+                Ok(_) => {}
+                // The server may close without close_notify after the last byte.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+                Err(e) => panic!("download: {e}"),
+            }
+        })
+        .await
+        .expect("download finishes");
+        self.raw.extend_from_slice(&rest);
+        let resp = parse_response(&self.raw, false).unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.brief());
+        assert_same_bytes(&resp.body, body, "download across the reload");
+    }
 }
