@@ -271,7 +271,7 @@ async fn paired(
 ) {
     let ck = customer_key();
     let body = body.slice(..size);
-    let order = |i: usize| if i % 2 == 0 { [0, 1] } else { [1, 0] };
+    let order = |i: usize| if i.is_multiple_of(2) { [0, 1] } else { [1, 0] };
     for i in 0..count {
         let key = format!("o{size}-{i}");
         let mut t = [0.0; 2];
