@@ -119,6 +119,9 @@ pub enum StoreError {
     /// A request argument is invalid.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A partNumber read named a part the object does not have.
+    #[error("the requested partnumber is not satisfiable")]
+    InvalidPartNumber,
     /// A precondition failed (If-Match, If-Unmodified-Since, ...).
     #[error("at least one of the preconditions you specified did not hold")]
     PreconditionFailed,
@@ -262,6 +265,9 @@ pub struct ObjectInfo {
     pub sse: SseInfo,
     /// Number of parts for a multipart object.
     pub parts_count: Option<u32>,
+    /// Inclusive byte range of the part a partNumber read asked for (None otherwise, and
+    /// for an empty part).
+    pub part_range: Option<(u64, u64)>,
 }
 
 /// A condition on the object a write would replace (`If-None-Match: *`, `If-Match`), checked
@@ -325,6 +331,9 @@ pub struct GetObjectRequest {
     pub key: String,
     /// Requested range.
     pub range: Option<RangeSpec>,
+    /// Read only this part (`?partNumber=`; exclusive with `range`); a single-part object has
+    /// one part, the whole object.
+    pub part_number: Option<u32>,
     /// SSE-C key, required for SSE-C objects.
     pub sse_customer: Option<SseCustomerKey>,
 }
@@ -562,11 +571,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Opens an object for reading.
     async fn get_object(&self, req: GetObjectRequest) -> StoreResult<GetObjectResult>;
     /// Object facts without the body.
+    /// With `part_number`, `ObjectInfo::part_range` holds that part's byte range.
     async fn head_object(
         &self,
         bucket: &str,
         key: &str,
         sse_customer: Option<SseCustomerKey>,
+        part_number: Option<u32>,
     ) -> StoreResult<ObjectInfo>;
     /// Deletes an object; deleting a missing key succeeds.
     async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()>;

@@ -62,6 +62,10 @@ pub fn wire_code(err: &StoreError) -> WireCode {
         StoreError::KmsUnavailable => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
         StoreError::Unavailable => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
         StoreError::InvalidArgument(_) => (C::InvalidArgument, StatusCode::BAD_REQUEST),
+        StoreError::InvalidPartNumber => (
+            custom_code("InvalidPartNumber"),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+        ),
         StoreError::PreconditionFailed => (C::PreconditionFailed, StatusCode::PRECONDITION_FAILED),
         StoreError::Conflict => (C::OperationAborted, StatusCode::CONFLICT),
         StoreError::DataCorrupt => (C::InternalError, StatusCode::INTERNAL_SERVER_ERROR),
@@ -183,6 +187,7 @@ mod tests {
                 "InvalidArgument",
                 400,
             ),
+            (StoreError::InvalidPartNumber, "InvalidPartNumber", 416),
             (StoreError::PreconditionFailed, "PreconditionFailed", 412),
             (StoreError::Conflict, "OperationAborted", 409),
             (StoreError::DataCorrupt, "InternalError", 500),

@@ -158,8 +158,10 @@ impl Backend for NodeService {
         bucket: &str,
         key: &str,
         sse_customer: Option<SseCustomerKey>,
+        part_number: Option<u32>,
     ) -> StoreResult<ObjectInfo> {
-        self.head_object_impl(bucket, key, sse_customer).await
+        self.head_object_impl(bucket, key, sse_customer, part_number)
+            .await
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {

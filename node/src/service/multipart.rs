@@ -131,6 +131,7 @@ impl NodeService {
                 bucket: req.src_bucket.clone(),
                 key: req.src_key.clone(),
                 range,
+                part_number: None,
                 sse_customer: req.src_sse_customer,
             })
             .await?;

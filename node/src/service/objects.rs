@@ -327,9 +327,11 @@ impl NodeService {
         bucket: &str,
         key: &str,
         customer: Option<SseCustomerKey>,
+        part_number: Option<u32>,
     ) -> StoreResult<ObjectInfo> {
         let (rec, m) = self.load_object(bucket, key).await?;
         check_customer_key(&m.sse, customer.as_ref())?;
+        let part = part_number.map(|n| part_range(&m, n)).transpose()?;
         let user = if m.meta.user_sealed.is_some() {
             let oek = self
                 .keys
@@ -339,7 +341,9 @@ impl NodeService {
         } else {
             m.meta.user.clone()
         };
-        Ok(object_info(key, &rec, &m, user))
+        let mut info = object_info(key, &rec, &m, user);
+        info.part_range = part.flatten();
+        Ok(info)
     }
 
     pub(crate) async fn get_object_impl(
@@ -348,18 +352,24 @@ impl NodeService {
     ) -> StoreResult<GetObjectResult> {
         let (rec, m) = self.load_object(&req.bucket, &req.key).await?;
         check_customer_key(&m.sse, req.sse_customer.as_ref())?;
-        let range = match req.range {
-            Some(spec) => Some(super::read::resolve_range(spec, rec.size)?),
-            None => None,
+        let range = match (req.part_number, req.range) {
+            (Some(n), _) => part_range(&m, n)?,
+            (None, Some(spec)) => Some(super::read::resolve_range(spec, rec.size)?),
+            (None, None) => None,
         };
+        // An empty part (only ever the last one) has no range to read.
+        let empty = rec.size == 0 || (req.part_number.is_some() && range.is_none());
         let oek = self
             .keys
             .open(&req.bucket, &req.key, &m.sse, req.sse_customer.as_ref())
             .await?;
         let user = open_user_meta(&req.bucket, &req.key, &m.meta, &oek)?;
-        let info = object_info(&req.key, &rec, &m, user);
+        let mut info = object_info(&req.key, &rec, &m, user);
+        if req.part_number.is_some() {
+            info.part_range = range;
+        }
         let (start, end) = range.unwrap_or((0, rec.size.saturating_sub(1)));
-        let body = if rec.size == 0 {
+        let body = if empty {
             super::empty_body()
         } else {
             self.read_stream(&req.bucket, &req.key, m, oek, start, end)?
@@ -490,7 +500,22 @@ pub(crate) fn object_info(
         meta,
         sse: sse_info(&m.sse),
         parts_count: m.parts_count,
+        part_range: None,
     }
+}
+
+/// Inclusive byte range of part `n` (1-based, in the order the parts make up the object, so
+/// `1..=PartsCount` walks it whatever part numbers the upload used; a single-part object is
+/// part 1); None for an empty part; InvalidPartNumber past the last.
+fn part_range(m: &ObjectManifest, n: u32) -> StoreResult<Option<(u64, u64)>> {
+    let idx = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .filter(|&i| i < m.segments.len())
+        .ok_or(StoreError::InvalidPartNumber)?;
+    let start: u64 = m.segments[..idx].iter().map(|s| s.plain_len).sum();
+    let len = m.segments[idx].plain_len;
+    Ok((len > 0).then(|| (start, start + len - 1)))
 }
 
 /// What a stream of `bucket/key` is bound to (no versioning yet: every version id is `null`).

@@ -191,17 +191,19 @@ fn unsatisfiable_range() -> S3Error {
     )
 }
 
-/// partNumber reads are only supported for part 1 of a single-part object (the whole object).
-fn check_part_number(part_number: Option<i32>, info: Option<&ObjectInfo>) -> S3Result<()> {
-    match part_number {
-        None => Ok(()),
-        Some(1) if info.is_none_or(|i| i.parts_count.is_none_or(|n| n <= 1)) => Ok(()),
-        Some(n) if !(1..=10_000).contains(&n) => Err(invalid_argument(
-            "Part number must be an integer between 1 and 10000",
+/// `?partNumber=N`: 1..=10000, and not together with a Range (as S3 answers).
+fn part_number(n: Option<i32>, has_range: bool) -> S3Result<Option<u32>> {
+    match n {
+        None => Ok(None),
+        Some(_) if has_range => Err(invalid_request(
+            "Cannot specify both Range header and partNumber query parameter",
         )),
-        Some(_) => Err(not_implemented(
-            "GetObject/HeadObject by partNumber of a multipart object",
-        )),
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if (1..=10_000).contains(&n) => Ok(Some(n)),
+            _ => Err(invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )),
+        },
     }
 }
 
@@ -246,7 +248,7 @@ pub(super) async fn get_object<B: Backend>(
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
-    check_part_number(input.part_number, None)?;
+    let part = part_number(input.part_number, input.range.is_some())?;
     let sse_customer = customer_key(
         input.sse_customer_algorithm,
         input.sse_customer_key,
@@ -261,6 +263,7 @@ pub(super) async fn get_object<B: Backend>(
             bucket: input.bucket,
             key: input.key,
             range,
+            part_number: part,
             sse_customer,
         })
         .await?;
@@ -275,7 +278,6 @@ pub(super) async fn get_object<B: Backend>(
         },
         &info,
     )?;
-    check_part_number(input.part_number, Some(&info))?;
     let (len, content_range) = match res.range {
         Some((start, end)) if end >= start && end < info.size => (
             end - start + 1,
@@ -292,6 +294,7 @@ pub(super) async fn get_object<B: Backend>(
                 "backend returned an invalid range".into(),
             )));
         }
+        None if part.is_some() => (0, None),
         None => (info.size, None),
     };
     let h = stored_headers(&info);
@@ -328,14 +331,14 @@ pub(super) async fn head_object<B: Backend>(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
-    check_part_number(input.part_number, None)?;
+    let part = part_number(input.part_number, input.range.is_some())?;
     let sse_customer = customer_key(
         input.sse_customer_algorithm,
         input.sse_customer_key,
         input.sse_customer_key_md5,
     )?;
     let info = backend
-        .head_object(&input.bucket, &input.key, sse_customer)
+        .head_object(&input.bucket, &input.key, sse_customer, part)
         .await?;
     check_conditions(
         &Conditions {
@@ -346,9 +349,13 @@ pub(super) async fn head_object<B: Backend>(
         },
         &info,
     )?;
-    check_part_number(input.part_number, Some(&info))?;
-    let (len, content_range) = match input.range {
-        Some(r) => {
+    let (len, content_range) = match (input.range, part.and(info.part_range)) {
+        (_, Some((start, end))) => (
+            end - start + 1,
+            Some(range::content_range(start, end, info.size)),
+        ),
+        (_, None) if part.is_some() => (0, None),
+        (Some(r), None) => {
             let served = r.check(info.size).map_err(|_| unsatisfiable_range())?;
             let (start, end) = (served.start, served.end.saturating_sub(1));
             (
@@ -356,7 +363,7 @@ pub(super) async fn head_object<B: Backend>(
                 Some(range::content_range(start, end, info.size)),
             )
         }
-        None => (info.size, None),
+        (None, None) => (info.size, None),
     };
     let h = stored_headers(&info);
     let echo = sse_echo(&info.sse);
@@ -553,6 +560,7 @@ pub(super) async fn copy_object<B: Backend>(
                 &src_bucket,
                 &src_key,
                 src_sse_customer.as_ref().map(copy_key),
+                None,
             )
             .await?;
         let c = Conditions {

@@ -119,6 +119,14 @@ impl MemBackend {
         b.objects.get(key).cloned().ok_or(StoreError::NoSuchKey)
     }
 
+    /// The mem backend keeps no part boundaries: only part 1 of a single-part object exists.
+    fn part_range(info: &ObjectInfo, n: u32) -> StoreResult<Option<(u64, u64)>> {
+        if n != 1 || info.parts_count.is_some_and(|c| c > 1) {
+            return Err(StoreError::InvalidPartNumber);
+        }
+        Ok((info.size > 0).then(|| (0, info.size - 1)))
+    }
+
     /// S3's answers to a failed write condition.
     fn check_condition(
         &self,
@@ -167,6 +175,7 @@ impl MemBackend {
             meta,
             sse: sse.clone(),
             parts_count: parts,
+            part_range: None,
         };
         b.objects
             .insert(key.to_owned(), MemObject { data, info, ssec });
@@ -270,7 +279,10 @@ impl Backend for MemBackend {
         let obj = self.object(&req.bucket, &req.key)?;
         Self::check_ssec(obj.ssec, req.sse_customer.as_ref())?;
         let size = obj.data.len() as u64;
-        let range = req.range.map(|r| resolve_range(r, size)).transpose()?;
+        let range = match req.part_number {
+            Some(n) => Self::part_range(&obj.info, n)?,
+            None => req.range.map(|r| resolve_range(r, size)).transpose()?,
+        };
         let data = match range {
             Some((a, b)) => obj.data.slice(a as usize..=b as usize),
             None => obj.data.clone(),
@@ -287,10 +299,15 @@ impl Backend for MemBackend {
         bucket: &str,
         key: &str,
         sse_customer: Option<SseCustomerKey>,
+        part_number: Option<u32>,
     ) -> StoreResult<ObjectInfo> {
         let obj = self.object(bucket, key)?;
         Self::check_ssec(obj.ssec, sse_customer.as_ref())?;
-        Ok(obj.info)
+        let mut info = obj.info;
+        if let Some(n) = part_number {
+            info.part_range = Self::part_range(&info, n)?;
+        }
+        Ok(info)
     }
     async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
         let mut st = self.state.lock().unwrap();
