@@ -144,28 +144,55 @@ impl MetaStore {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<UploadRecord>, MetaError> {
+        self.list_uploads_after(bucket, prefix, None, limit).await
+    }
+
+    /// Like [`Self::list_uploads`], starting after a marker as ListMultipartUploads does:
+    /// `(key, None)` skips every upload of keys up to and including `key`; `(key, Some(id))`
+    /// skips those of smaller keys and the uploads of `key` with ids up to `id`.
+    pub async fn list_uploads_after(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, Option<&str>)>,
+        limit: usize,
+    ) -> Result<Vec<UploadRecord>, MetaError> {
         self.read_barrier().await?;
         if !self.bucket_exists(bucket)? {
             return Err(MetaError::NoSuchBucket);
         }
+        let within = keys::upload_index_prefix(bucket, prefix);
+        // The index is ordered by key, then id: start at the marker's key, not at the front.
+        let start = match after {
+            Some((key, _)) if key > prefix => {
+                keys::upload_index_prefix(bucket, key).max(within.clone())
+            }
+            _ => within.clone(),
+        };
         let mut out = Vec::new();
-        for k in self
-            .inner
-            .state
-            .scan_prefix(keys::upload_index_prefix(bucket, prefix))
-            .keys()
-        {
+        for k in self.inner.state.range(start..).keys() {
             if out.len() >= limit {
                 break;
             }
             let k = k.map_err(sled_err)?;
+            if !k.starts_with(&within) {
+                break;
+            }
             let id = keys::upload_id_from_index(&k).ok_or_else(|| StoreError::CorruptKey {
                 tree: "state",
                 key: k.to_vec(),
             })?;
             // Written in the same batch as the index entry, so it is there unless the tree was
             // damaged; skip rather than fail the whole listing.
-            if let Some(rec) = get(&self.inner.state, &keys::upload(&id))? {
+            let Some(rec) = get::<UploadRecord>(&self.inner.state, &keys::upload(&id))? else {
+                continue;
+            };
+            let skipped = match after {
+                Some((key, None)) => rec.key.as_str() <= key,
+                Some((key, Some(id))) => (rec.key.as_str(), rec.upload_id.as_str()) <= (key, id),
+                None => false,
+            };
+            if !skipped {
                 out.push(rec);
             }
         }

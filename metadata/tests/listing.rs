@@ -198,6 +198,29 @@ async fn list_uploads_by_key_then_id() {
         ids(store.list_uploads("b2", "", 100).await.unwrap()),
         ["u0"]
     );
+    // Markers: after a key (all its uploads), after a (key, id), and inside a prefix.
+    let after = |prefix: &'static str, m: (&'static str, Option<&'static str>), limit| {
+        let store = &store;
+        async move {
+            ids(store
+                .list_uploads_after("b", prefix, Some(m), limit)
+                .await
+                .unwrap())
+        }
+    };
+    assert_eq!(
+        after("", ("photos", None), 100).await,
+        ["u8", "u1", "u9", "u3"]
+    );
+    assert_eq!(after("", ("photos/1", Some("u1")), 100).await, ["u9", "u3"]);
+    assert_eq!(after("", ("photos/1", Some("u9")), 1).await, ["u3"]);
+    assert_eq!(after("", ("a", None), 2).await, ["u5", "u7"]);
+    assert_eq!(after("", ("zzz", None), 100).await, Vec::<String>::new());
+    assert_eq!(
+        after("photos/", ("docs", None), 100).await,
+        ["u1", "u9", "u3"]
+    );
+    assert_eq!(after("photos/", ("photos/1", None), 100).await, ["u3"]);
     assert_eq!(
         store.list_uploads("nope", "", 100).await,
         Err(MetaError::NoSuchBucket)

@@ -628,11 +628,14 @@ pub trait Backend: Send + Sync + 'static {
         marker: u32,
         max: usize,
     ) -> StoreResult<(Vec<PartInfo>, bool)>;
-    /// Uploads in progress in a bucket whose key starts with `prefix`, at most `max`.
+    /// Uploads in progress in a bucket whose key starts with `prefix`, by key then upload id,
+    /// at most `max`, after `marker` (ListMultipartUploads' key-marker and upload-id-marker:
+    /// `(key, None)` skips every upload of keys up to `key`).
     async fn list_multipart_uploads(
         &self,
         bucket: &str,
         prefix: &str,
+        marker: Option<(&str, Option<&str>)>,
         max: usize,
     ) -> StoreResult<(Vec<UploadInfo>, bool)>;
 

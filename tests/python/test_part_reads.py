@@ -91,3 +91,36 @@ def test_sse_c_part_read_needs_the_key(s3, bucket):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.get_object(Bucket=bucket, Key="ssec", PartNumber=2)
     assert error_of(e) == ("InvalidRequest", 400)
+
+
+def test_list_multipart_uploads_pages_with_markers(s3, bucket):
+    """Seven uploads over four keys, listed two at a time with the next markers, and through
+    boto3's paginator: every upload exactly once, in key then upload-id order."""
+    keys = ["a", "b", "b", "b", "c/1", "c/2", "d"]
+    made = sorted(
+        (k, s3.create_multipart_upload(Bucket=bucket, Key=k)["UploadId"]) for k in keys
+    )
+    seen = []
+    kwargs = {}
+    for _ in range(10):  # bounded: 7 uploads at 2 per page is 4 pages
+        page = s3.list_multipart_uploads(Bucket=bucket, MaxUploads=2, **kwargs)
+        seen += [(u["Key"], u["UploadId"]) for u in page.get("Uploads", [])]
+        if not page["IsTruncated"]:
+            break
+        kwargs = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+    assert seen == made
+    paged = [
+        (u["Key"], u["UploadId"])
+        for p in s3.get_paginator("list_multipart_uploads").paginate(
+            Bucket=bucket, PaginationConfig={"PageSize": 3}
+        )
+        for u in p.get("Uploads", [])
+    ]
+    assert paged == made
+    # A key marker alone skips every upload of that key; the prefix still applies.
+    after_b = s3.list_multipart_uploads(Bucket=bucket, KeyMarker="b")["Uploads"]
+    assert [u["Key"] for u in after_b] == ["c/1", "c/2", "d"]
+    in_c = s3.list_multipart_uploads(Bucket=bucket, Prefix="c/", KeyMarker="c/1")["Uploads"]
+    assert [u["Key"] for u in in_c] == ["c/2"]
+    for k, up in made:
+        s3.abort_multipart_upload(Bucket=bucket, Key=k, UploadId=up)

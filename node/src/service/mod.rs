@@ -244,12 +244,13 @@ impl Backend for NodeService {
         &self,
         bucket: &str,
         prefix: &str,
+        marker: Option<(&str, Option<&str>)>,
         max: usize,
     ) -> StoreResult<(Vec<UploadInfo>, bool)> {
         self.require_bucket(bucket).await?;
         let mut ups = self
             .meta
-            .list_uploads(bucket, prefix, max.saturating_add(1))
+            .list_uploads_after(bucket, prefix, marker, max.saturating_add(1))
             .await
             .map_err(meta_error)?;
         let truncated = ups.len() > max;

@@ -317,20 +317,20 @@ pub(super) async fn list_multipart_uploads<B: Backend>(
     let input = req.input;
     let max = page_size(input.max_uploads, "max-uploads")?;
     let prefix = input.prefix.clone().unwrap_or_default();
+    // S3 ignores upload-id-marker without key-marker.
+    let marker = input
+        .key_marker
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            (
+                k,
+                input.upload_id_marker.as_deref().filter(|i| !i.is_empty()),
+            )
+        });
     let (uploads, truncated) = backend
-        .list_multipart_uploads(&input.bucket, &prefix, max)
+        .list_multipart_uploads(&input.bucket, &prefix, marker, max)
         .await?;
-    // The backend pages from the start only; markers are applied here (documented limitation).
-    let key_marker = input.key_marker.clone().unwrap_or_default();
-    let id_marker = input.upload_id_marker.clone().unwrap_or_default();
-    let uploads: Vec<_> = uploads
-        .into_iter()
-        .filter(|u| {
-            key_marker.is_empty()
-                || (u.key.as_str(), u.upload_id.as_str())
-                    > (key_marker.as_str(), id_marker.as_str())
-        })
-        .collect();
     let next_key_marker = truncated
         .then(|| uploads.last().map(|u| u.key.clone()))
         .flatten();

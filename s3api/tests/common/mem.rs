@@ -534,10 +534,11 @@ impl Backend for MemBackend {
         &self,
         bucket: &str,
         prefix: &str,
+        marker: Option<(&str, Option<&str>)>,
         max: usize,
     ) -> StoreResult<(Vec<UploadInfo>, bool)> {
         let st = self.state.lock().unwrap();
-        let all: Vec<UploadInfo> = st
+        let mut all: Vec<UploadInfo> = st
             .uploads
             .iter()
             .filter(|(_, u)| u.bucket == bucket && u.key.starts_with(prefix))
@@ -546,7 +547,13 @@ impl Backend for MemBackend {
                 upload_id: id.clone(),
                 initiated_ms: u.initiated_ms,
             })
+            .filter(|u| match marker {
+                None => true,
+                Some((k, None)) => u.key.as_str() > k,
+                Some((k, Some(id))) => (u.key.as_str(), u.upload_id.as_str()) > (k, id),
+            })
             .collect();
+        all.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
         let truncated = all.len() > max;
         Ok((all.into_iter().take(max).collect(), truncated))
     }
