@@ -96,6 +96,7 @@ async fn start(drives: usize, noop: bool) -> Server {
         insecure_http: false,
         domain: None,
         tls: None,
+        kms: Default::default(),
     };
     let cipher: Arc<dyn CipherFactory> = if noop {
         Arc::new(NoopCipher)

@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use coffer_cluster::tls::TlsSource;
 use serde::Deserialize;
 
+use crate::kms_config::{KmsArgs, KmsFile, KmsSettings};
+
 /// Command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -21,6 +23,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of `ServerArgs` beside the small variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node. With no options: one node, data under ./data, S3 on 127.0.0.1:9000.
@@ -170,6 +174,9 @@ pub struct ServerArgs {
     /// the first, when there is no match) [TOML: tls_dir]
     #[arg(long, env = "COFFER_TLS_DIR", value_name = "DIR")]
     pub tls_dir: Option<PathBuf>,
+    /// KMS provider options (docs/kms.md).
+    #[command(flatten)]
+    pub kms: KmsArgs,
 }
 
 /// The TOML file's keys (all optional).
@@ -187,6 +194,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_dir: Option<PathBuf>,
+    kms: Option<KmsFile>,
 }
 
 /// The resolved configuration of a node.
@@ -210,6 +218,8 @@ pub struct Config {
     pub domain: Option<String>,
     /// HTTPS certificates for the S3 and admin listeners; plain HTTP when absent.
     pub tls: Option<TlsSource>,
+    /// The KMS provider and its settings.
+    pub kms: KmsSettings,
 }
 
 /// Configuration errors.
@@ -274,7 +284,9 @@ impl Config {
                 ))
             }
         };
+        let kms = KmsSettings::resolve(args.kms, file.kms, &|k| std::env::var(k).ok())?;
         Ok(Self {
+            kms,
             tls,
             s3_addr: args
                 .s3_addr
