@@ -268,9 +268,10 @@ fn map_err(e: ClientError, what: &str) -> KmsError {
             // 429 rate limited, 5xx (503 sealed or standby, 500, 502) and anything else odd.
             _ => KmsError::Unavailable(format!("vault answered HTTP {code} to {what}")),
         },
-        ClientError::RestClientError { .. } => {
-            KmsError::Unavailable(format!("vault could not be reached for {what}"))
-        }
+        // Connection refused or reset, TLS failure, timeout, or a body that does not parse.
+        ClientError::RestClientError { .. } => KmsError::Unavailable(format!(
+            "vault could not be reached (or answered unreadably) for {what}"
+        )),
         ClientError::FileReadError { path, .. }
         | ClientError::FileNotFoundError { path }
         | ClientError::ParseCertificateError { path, .. } => {
@@ -478,9 +479,11 @@ impl Kms for VaultKms {
     }
 
     async fn health(&self) -> Result<(), KmsError> {
-        // sys/health answers non-2xx when sealed or standby, which maps to Unavailable.
+        // Token self-lookup: answered by any reachable, unsealed, active server for any valid
+        // token (the default policy allows it), so it checks the credentials too. (vaultrs'
+        // sys/health response type requires fields OpenBao does not send.)
         self.run("health check", |c| async move {
-            vaultrs::sys::health(c.as_ref()).await
+            vaultrs::token::lookup_self(c.as_ref()).await
         })
         .await
         .map(|_| ())
