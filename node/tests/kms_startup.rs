@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::kms::{aws_env, run_until_exit, Bao, Moto};
+use common::kms::{aws_env, run_until_exit, Bao, Moto, AWS_TEST_SECRET};
 use common::*;
 
 const EXIT_WITHIN: Duration = Duration::from_secs(60);
@@ -25,6 +25,8 @@ fn coffer(dir: &std::path::Path, env: &[(String, String)]) -> Command {
         .env("COFFER_ROOT_PASSWORD", SECRET_KEY)
         .env("COFFER_ADMIN_TOKEN", ADMIN_TOKEN)
         .env_remove("RUST_BACKTRACE")
+        // Debug logging on: not even that may show a secret.
+        .env("COFFER_LOG", "debug")
         .current_dir(dir);
     for (k, v) in env {
         cmd.env(k, v);
@@ -139,11 +141,11 @@ async fn aws_wrong_endpoint_or_key_stops_start_up() {
     expect_refusal(
         base(&dead, "alias/anything"),
         &["KMS provider aws", &dead, "cannot reach the KMS"],
-        &["testing"],
+        &[AWS_TEST_SECRET],
     );
     expect_refusal(
         base(&moto.url(), "alias/absent"),
         &["KMS provider aws", "\"alias/absent\"", "does not exist"],
-        &["testing"],
+        &[AWS_TEST_SECRET],
     );
 }

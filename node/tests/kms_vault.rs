@@ -209,3 +209,80 @@ async fn vault_provider_binds_context_and_tracks_versions() {
     assert!(!err.to_string().contains("4242"));
     assert!(!format!("{bad:?}").contains("4242"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approle_login_with_a_least_privilege_policy() {
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    bao.create_key("coffer-sse", true).await;
+    let ok = |r: RawResponse, what: &str| assert!(r.status / 100 == 2, "{what}: {}", r.brief());
+    ok(
+        bao.api("POST", "/v1/sys/auth/approle", br#"{"type":"approle"}"#)
+            .await,
+        "enable approle",
+    );
+    // What docs/kms.md says Coffer needs, and nothing more.
+    let policy = r#"
+        path "transit/keys/*" { capabilities = ["read", "list"] }
+        path "transit/datakey/plaintext/*" { capabilities = ["update"] }
+        path "transit/decrypt/*" { capabilities = ["update"] }
+        path "transit/rewrap/*" { capabilities = ["update"] }
+    "#;
+    let body = serde_json::json!({ "policy": policy }).to_string();
+    ok(
+        bao.api("PUT", "/v1/sys/policies/acl/coffer", body.as_bytes())
+            .await,
+        "policy",
+    );
+    ok(
+        bao.api(
+            "POST",
+            "/v1/auth/approle/role/coffer",
+            br#"{"token_policies":["coffer"],"token_ttl":"1h"}"#,
+        )
+        .await,
+        "role",
+    );
+    let r = bao
+        .api("GET", "/v1/auth/approle/role/coffer/role-id", b"")
+        .await;
+    let role_id = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = bao
+        .api("POST", "/v1/auth/approle/role/coffer/secret-id", b"{}")
+        .await;
+    let secret_id = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["data"]
+        ["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let extra_env: Vec<(String, String)> = [
+        ("COFFER_KMS_PROVIDER", "vault".to_string()),
+        ("COFFER_KMS_VAULT_ADDR", bao.url()),
+        ("COFFER_KMS_VAULT_ROLE_ID", role_id),
+        ("COFFER_KMS_VAULT_SECRET_ID", secret_id.clone()),
+        ("COFFER_KMS_DEFAULT_KEY", "coffer-sse".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let server = TestServer::start(ServerOpts {
+        extra_env,
+        ..Default::default()
+    })
+    .await;
+    let s3 = server.client();
+    let bucket = bucket_name("approle");
+    create_bucket(&s3, &bucket).await;
+    let body = pseudo_random(5 * KIB, 77);
+    put_kms(&s3, &bucket, "obj", "coffer-sse", &body).await;
+    assert_same_bytes(&get_bytes(&s3, &bucket, "obj").await, &body, "obj");
+    for f in ["stdout.1.log", "stderr.1.log"] {
+        let log = std::fs::read_to_string(server.root_dir().join(f)).unwrap_or_default();
+        assert!(!log.contains(&secret_id), "{f} shows the secret id");
+    }
+}

@@ -393,12 +393,15 @@ pub fn vault_env(bao: &Bao, default_key: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// The secret access key given to the SDK (moto accepts any); tests check it never shows.
+pub const AWS_TEST_SECRET: &str = "coffer-moto-secret-9f3c1e";
+
 /// Test credentials for moto, and an environment that keeps the SDK's credential chain off
 /// the network (no IMDS) and away from the user's profile files.
 pub fn aws_env(dir: &Path) -> Vec<(String, String)> {
     [
-        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_ACCESS_KEY_ID", "AKIDCOFFERTEST".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", AWS_TEST_SECRET.to_string()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
         (
             "AWS_CONFIG_FILE",
