@@ -593,17 +593,3 @@ impl fmt::Debug for VaultKms {
             .finish_non_exhaustive()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn version_prefix() {
-        assert_eq!(vault_blob_version(b"vault:v1:abc"), Some(1));
-        assert_eq!(vault_blob_version(b"vault:v12:abc"), Some(12));
-        for bad in [&b"vault:vx:abc"[..], b"vault:v1", b"v1:abc", b""] {
-            assert_eq!(vault_blob_version(bad), None);
-        }
-    }
-}
