@@ -376,6 +376,7 @@ impl Kms for VaultKms {
                 };
                 return Err(self.classify_bad_request(key_id, unusable).await);
             }
+            Err(KmsError::KeyNotFound(_)) => return Err(KmsError::KeyNotFound(key_id.to_owned())),
             other => other?,
         };
         let plaintext = r
