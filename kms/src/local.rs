@@ -12,7 +12,7 @@ use coffer_crypto::{
 
 use crate::context::EncryptionContext;
 use crate::error::KmsError;
-use crate::provider::{validate_key_id, DataKey, Kms};
+use crate::provider::{validate_key_id, Capabilities, DataKey, KeyInfo, KeyState, Kms, Rewrapped};
 
 /// The key id that always exists in the local KMS.
 pub const DEFAULT_KEY_ID: &str = "coffer-default";
@@ -83,6 +83,22 @@ impl LocalKms {
         info.extend_from_slice(&version.to_be_bytes());
         derive_key(&self.root, LOCAL_KEY_LABEL, &info)
     }
+
+    /// The blob: version ‖ key version ‖ data key sealed under that version's master key.
+    fn wrap(&self, key_id: &str, version: u32, dk: &SecretKey, ctx: &EncryptionContext) -> Vec<u8> {
+        let master = self.master_key(key_id, version);
+        let sealed = seal_key(
+            &master,
+            dk,
+            &wrap_aad(key_id, version, ctx),
+            self.entropy.as_ref(),
+        );
+        let mut ciphertext = Vec::with_capacity(LOCAL_BLOB_LEN);
+        ciphertext.push(LOCAL_BLOB_VERSION);
+        ciphertext.extend_from_slice(&version.to_be_bytes());
+        ciphertext.extend_from_slice(&sealed);
+        ciphertext
+    }
 }
 
 fn wrap_aad(key_id: &str, version: u32, ctx: &EncryptionContext) -> Vec<u8> {
@@ -108,17 +124,7 @@ impl Kms for LocalKms {
     ) -> Result<DataKey, KmsError> {
         let version = self.current_version(key_id)?;
         let plaintext = SecretKey::random(self.entropy.as_ref());
-        let master = self.master_key(key_id, version);
-        let sealed = seal_key(
-            &master,
-            &plaintext,
-            &wrap_aad(key_id, version, ctx),
-            self.entropy.as_ref(),
-        );
-        let mut ciphertext = Vec::with_capacity(LOCAL_BLOB_LEN);
-        ciphertext.push(LOCAL_BLOB_VERSION);
-        ciphertext.extend_from_slice(&version.to_be_bytes());
-        ciphertext.extend_from_slice(&sealed);
+        let ciphertext = self.wrap(key_id, version, &plaintext, ctx);
         Ok(DataKey {
             key_id: key_id.to_owned(),
             key_version: version,
@@ -171,6 +177,53 @@ impl Kms for LocalKms {
 
     async fn health(&self) -> Result<(), KmsError> {
         Ok(())
+    }
+
+    // Rotation, enable/disable and the replicated key registry come with the local key
+    // registry in Raft; until then those answer `Unsupported`.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            create: true,
+            versions: true,
+            rewrap: true,
+            ..Capabilities::default()
+        }
+    }
+
+    async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
+        let current = self.current_version(key_id)?;
+        Ok(KeyInfo {
+            key_id: key_id.to_owned(),
+            provider_key_id: None,
+            state: KeyState::Enabled,
+            current_version: Some(current),
+            min_decryption_version: Some(FIRST_VERSION),
+            versions: (FIRST_VERSION..=current).collect(),
+        })
+    }
+
+    async fn rewrap_data_key(
+        &self,
+        key_id: &str,
+        ciphertext: &[u8],
+        ctx: &EncryptionContext,
+        to_key_id: &str,
+    ) -> Result<Rewrapped, KmsError> {
+        // Local keys live in this process, so unwrapping here is no extra exposure.
+        let dk = self.decrypt_data_key(key_id, ciphertext, ctx).await?;
+        let version = self.current_version(to_key_id)?;
+        Ok(Rewrapped {
+            key_id: to_key_id.to_owned(),
+            key_version: version,
+            ciphertext: self.wrap(to_key_id, version, &dk, ctx),
+        })
+    }
+
+    fn wrapped_key_version(&self, ciphertext: &[u8]) -> Option<u32> {
+        match ciphertext {
+            [LOCAL_BLOB_VERSION, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+            _ => None,
+        }
     }
 }
 

@@ -98,6 +98,7 @@ async fn start(drives: usize, noop: bool) -> Server {
         domain: None,
         tls: None,
         tls_watch: None,
+        kms: Default::default(),
     };
     let cipher: Arc<dyn CipherFactory> = if noop {
         Arc::new(NoopCipher)

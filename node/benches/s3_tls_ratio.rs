@@ -85,6 +85,7 @@ async fn start(tls: Option<TlsSource>) -> Server {
         insecure_http: false,
         domain: None,
         tls_watch: None,
+        kms: Default::default(),
         tls: tls.clone(),
     };
     let shutdown = CancellationToken::new();

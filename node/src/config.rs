@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use coffer_cluster::tls::TlsSource;
 use serde::Deserialize;
 
+use crate::kms_config::{KmsArgs, KmsFile, KmsSettings};
+
 /// Command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +24,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of `ServerArgs` beside the small variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node. With no options: one node, data under ./data, S3 on 127.0.0.1:9000.
@@ -175,6 +179,9 @@ pub struct ServerArgs {
     /// 0 turns the check off (SIGHUP still reloads) [TOML: tls_watch_ms] [default: 2000]
     #[arg(long, env = "COFFER_TLS_WATCH_MS", value_name = "MS")]
     pub tls_watch_ms: Option<u64>,
+    /// KMS provider options (docs/kms.md).
+    #[command(flatten)]
+    pub kms: KmsArgs,
 }
 
 /// The TOML file's keys (all optional).
@@ -193,6 +200,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_dir: Option<PathBuf>,
     tls_watch_ms: Option<u64>,
+    kms: Option<KmsFile>,
 }
 
 /// How often the certificate files are checked for changes when nothing else is configured.
@@ -221,6 +229,8 @@ pub struct Config {
     pub tls: Option<TlsSource>,
     /// Interval of the check for changed certificate files; `None`: no check (SIGHUP only).
     pub tls_watch: Option<Duration>,
+    /// The KMS provider and its settings.
+    pub kms: KmsSettings,
 }
 
 /// Configuration errors.
@@ -294,7 +304,9 @@ impl Config {
             Some(Duration::ZERO) => None,
             Some(d) => Some(d),
         };
+        let kms = KmsSettings::resolve(args.kms, file.kms, &|k| std::env::var(k).ok())?;
         Ok(Self {
+            kms,
             tls,
             tls_watch,
             s3_addr: args

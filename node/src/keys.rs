@@ -10,7 +10,7 @@ use coffer_s3api::backend::{SseCustomerKey, StoreError};
 
 use crate::manifest::{SseMode, SseRecord};
 
-/// The KMS key used for SSE-S3 and for SSE-KMS without a named key.
+/// The local KMS's key, the default for SSE-S3 and for SSE-KMS without a named key.
 pub use coffer_kms::DEFAULT_KEY_ID;
 
 /// A new object key with its sealed record.
@@ -41,6 +41,7 @@ pub struct KeyService {
     kms: Arc<dyn Kms>,
     provider: Arc<dyn Kms>,
     entropy: Arc<dyn Entropy>,
+    default_key: String,
 }
 
 impl KeyService {
@@ -50,7 +51,19 @@ impl KeyService {
             provider: kms.clone(),
             kms,
             entropy,
+            default_key: DEFAULT_KEY_ID.to_string(),
         }
+    }
+
+    /// Uses `key_id` for SSE-S3 and for SSE-KMS without a named key (`COFFER_KMS_DEFAULT_KEY`).
+    pub fn with_default_key(mut self, key_id: impl Into<String>) -> Self {
+        self.default_key = key_id.into();
+        self
+    }
+
+    /// The key SSE-S3 uses.
+    pub fn default_key(&self) -> &str {
+        &self.default_key
     }
 
     /// Uses `provider` directly for SSE-KMS objects without a bucket key (one data key each).
@@ -107,9 +120,7 @@ impl KeyService {
                 coffer_crypto::ssec_kek(&c.key, &context)
             }
             SseMode::S3 | SseMode::Kms => {
-                let key_id = spec
-                    .kms_key_id
-                    .unwrap_or_else(|| DEFAULT_KEY_ID.to_string());
+                let key_id = spec.kms_key_id.unwrap_or_else(|| self.default_key.clone());
                 let user_ctx = if mode == SseMode::Kms {
                     spec.kms_context.filter(|c| !c.is_empty())
                 } else {
@@ -122,7 +133,7 @@ impl KeyService {
                 let dk = kms
                     .generate_data_key(&key_id, &ctx)
                     .await
-                    .map_err(kms_error)?;
+                    .map_err(|e| kms_error(kms.provider(), e))?;
                 record.kms_key_id = Some(dk.key_id.clone());
                 record.wrapped_data_key = Some(dk.ciphertext.clone());
                 record.kms_context = user_ctx;
@@ -170,7 +181,7 @@ impl KeyService {
                         &kms_context(bucket, record.kms_context.as_ref()),
                     )
                     .await
-                    .map_err(kms_error)?;
+                    .map_err(|e| kms_error(self.kms.provider(), e))?;
                 coffer_crypto::derive_kek(&dk, &context)
             }
         };
@@ -204,17 +215,25 @@ fn kek_context(mode: SseMode, bucket: &str, key: &str) -> Vec<u8> {
     c
 }
 
-/// The one mapping from KMS failures to storage errors.
-pub fn kms_error(e: KmsError) -> StoreError {
+/// The one mapping from KMS failures to storage errors; `provider` names the KMS in the
+/// client's message when it is unavailable.
+pub fn kms_error(provider: &str, e: KmsError) -> StoreError {
     match e {
         KmsError::KeyNotFound(id) => StoreError::KmsKeyNotFound(id),
         KmsError::InvalidKeyId(id) => {
             StoreError::InvalidArgument(format!("invalid KMS key id {id}"))
         }
+        KmsError::KeyUnusable { key_id, reason } => {
+            StoreError::InvalidArgument(format!("KMS key {key_id} cannot be used: {reason}"))
+        }
         KmsError::InvalidCiphertext => StoreError::DataCorrupt,
-        other => {
-            tracing::warn!(error = %other, "KMS call failed");
-            StoreError::KmsUnavailable
+        KmsError::Unsupported { .. } | KmsError::KeyAlreadyExists(_) => {
+            StoreError::Internal(e.to_string())
+        }
+        // Unreachable, refusing our credentials, or misconfigured: the client can only retry.
+        KmsError::Unavailable(_) | KmsError::PermissionDenied(_) | KmsError::Config(_) => {
+            tracing::warn!(provider, error = %e, "KMS call failed");
+            StoreError::KmsUnavailable(provider.to_string())
         }
     }
 }

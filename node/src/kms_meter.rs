@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use coffer_crypto::SecretKey;
-use coffer_kms::{DataKey, EncryptionContext, Kms, KmsError};
+use coffer_kms::{Capabilities, DataKey, EncryptionContext, KeyInfo, Kms, KmsError, Rewrapped};
 
 use crate::metrics::Metrics;
 
@@ -87,5 +87,50 @@ impl Kms for MeteredKms {
         let r = self.inner.health().await;
         self.record("health", start, &r);
         r
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
+        let start = Instant::now();
+        let r = self.inner.describe_key(key_id).await;
+        self.record("describe_key", start, &r);
+        r
+    }
+
+    async fn rotate_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
+        let start = Instant::now();
+        let r = self.inner.rotate_key(key_id).await;
+        self.record("rotate_key", start, &r);
+        r
+    }
+
+    async fn set_key_enabled(&self, key_id: &str, enabled: bool) -> Result<(), KmsError> {
+        let start = Instant::now();
+        let r = self.inner.set_key_enabled(key_id, enabled).await;
+        self.record("set_key_enabled", start, &r);
+        r
+    }
+
+    async fn rewrap_data_key(
+        &self,
+        key_id: &str,
+        ciphertext: &[u8],
+        ctx: &EncryptionContext,
+        to_key_id: &str,
+    ) -> Result<Rewrapped, KmsError> {
+        let start = Instant::now();
+        let r = self
+            .inner
+            .rewrap_data_key(key_id, ciphertext, ctx, to_key_id)
+            .await;
+        self.record("rewrap_data_key", start, &r);
+        r
+    }
+
+    fn wrapped_key_version(&self, ciphertext: &[u8]) -> Option<u32> {
+        self.inner.wrapped_key_version(ciphertext)
     }
 }

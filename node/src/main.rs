@@ -10,7 +10,11 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=warn,openraft=warn"))
         // s3s logs whole requests (Authorization, SSE-C keys) at debug: never let that through.
-        .add_directive("s3s=info".parse().expect("static directive"));
+        .add_directive("s3s=info".parse().expect("static directive"))
+        // vaultrs/rustify trace requests (headers carry the Vault token at debug) and log every
+        // failed attempt at error; Coffer reports KMS failures itself, without secrets.
+        .add_directive("rustify=off".parse().expect("static directive"))
+        .add_directive("vaultrs=off".parse().expect("static directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

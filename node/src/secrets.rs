@@ -8,7 +8,7 @@ use std::path::Path;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use coffer_crypto::{Entropy, SecretKey};
-use coffer_kms::{EncryptionContext, Kms, DEFAULT_KEY_ID};
+use coffer_kms::{EncryptionContext, Kms};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -100,13 +100,22 @@ fn context(label: &str) -> EncryptionContext {
     EncryptionContext::from(m)
 }
 
+/// The KMS that seals the start-up secrets, and the key new secrets are sealed under.
+#[derive(Clone, Copy)]
+pub struct Sealer<'a> {
+    /// The KMS.
+    pub kms: &'a dyn Kms,
+    /// The key new secrets are sealed under (the cluster's default key).
+    pub key_id: &'a str,
+}
+
 /// Loads a sealed 32-byte secret (with its public companion string) or generates and seals one.
 /// Returns (public, secret bytes, newly generated).
 async fn sealed_secret(
     label: &str,
     data: &Path,
     io: &dyn DriveIo,
-    kms: &dyn Kms,
+    sealer: Sealer<'_>,
     entropy: &dyn Entropy,
     make_public: impl FnOnce() -> String,
 ) -> Result<(String, SecretKey, bool), SecretError> {
@@ -119,7 +128,8 @@ async fn sealed_secret(
         let wrapped =
             hex::decode(&s.wrapped_data_key).map_err(|_| SecretError::Unseal(label.into()))?;
         let sealed = hex::decode(&s.sealed).map_err(|_| SecretError::Unseal(label.into()))?;
-        let dk = kms
+        let dk = sealer
+            .kms
             .decrypt_data_key(&s.key_id, &wrapped, &ctx)
             .await
             .map_err(|_| SecretError::Unseal(label.into()))?;
@@ -129,8 +139,9 @@ async fn sealed_secret(
         return Ok((s.public, secret, false));
     }
     let secret = SecretKey::random(entropy);
-    let dk = kms
-        .generate_data_key(DEFAULT_KEY_ID, &ctx)
+    let dk = sealer
+        .kms
+        .generate_data_key(sealer.key_id, &ctx)
         .await
         .map_err(|e| SecretError::Invalid(format!("cannot seal {label}: {e}")))?;
     let kek = coffer_crypto::derive_kek(&dk.plaintext, aad.as_bytes());
@@ -157,7 +168,7 @@ pub async fn root_credentials(
     env: (Option<String>, Option<String>),
     data: &Path,
     io: &dyn DriveIo,
-    kms: &dyn Kms,
+    sealer: Sealer<'_>,
     entropy: &dyn Entropy,
 ) -> Result<(RootCredentials, bool), SecretError> {
     match env {
@@ -180,7 +191,7 @@ pub async fn root_credentials(
             entropy.fill(&mut id);
             let make = || format!("COFFER{}", hex::encode_upper(id));
             let (access_key, secret, new) =
-                sealed_secret("root-credentials", data, io, kms, entropy, make).await?;
+                sealed_secret("root-credentials", data, io, sealer, entropy, make).await?;
             let secret = Zeroizing::new(URL_SAFE_NO_PAD.encode(secret.as_bytes()));
             Ok((RootCredentials { access_key, secret }, new))
         }
@@ -195,7 +206,7 @@ pub async fn admin_token(
     env: Option<String>,
     data: &Path,
     io: &dyn DriveIo,
-    kms: &dyn Kms,
+    sealer: Sealer<'_>,
     entropy: &dyn Entropy,
 ) -> Result<(Zeroizing<String>, bool), SecretError> {
     if let Some(t) = env {
@@ -207,7 +218,7 @@ pub async fn admin_token(
         return Ok((Zeroizing::new(t), false));
     }
     let (_, secret, new) =
-        sealed_secret("admin-token", data, io, kms, entropy, String::new).await?;
+        sealed_secret("admin-token", data, io, sealer, entropy, String::new).await?;
     Ok((
         Zeroizing::new(URL_SAFE_NO_PAD.encode(secret.as_bytes())),
         new,

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use coffer_crypto::{Entropy, OsEntropy};
 use coffer_erasure::ErasureConfig;
-use coffer_kms::{DataKeyCache, Kms, LocalKms};
 use coffer_metadata::MetaStore;
 use ractor::Actor;
 use tokio::net::TcpListener;
@@ -16,7 +15,6 @@ use crate::actors::{DriveActors, KeyHandle, NodeSupervisor, SupervisorArgs};
 use crate::config::Config;
 use crate::drive::Drive;
 use crate::keys::KeyService;
-use crate::kms_meter::MeteredKms;
 use crate::metrics::{Metrics, Observer};
 use crate::seams::audit::AuditLog;
 use crate::seams::{Clock, DriveIo, FsDriveIo, SystemClock};
@@ -55,6 +53,9 @@ pub enum NodeError {
     /// An actor failed to start.
     #[error("actor start-up: {0}")]
     Actor(String),
+    /// The KMS is unreachable, refuses the credentials, or lacks the default key.
+    #[error(transparent)]
+    Kms(#[from] crate::kms_setup::KmsStartError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
@@ -106,31 +107,33 @@ pub async fn run_with(
     fs.create_dir_all(&cfg.data)
         .map_err(io(format!("create {}", cfg.data.display())))?;
 
-    let kms_env = std::env::var("COFFER_KMS_LOCAL_KEY").ok();
-    let root = secrets::kms_root_key(kms_env.as_deref(), &cfg.data, fs.as_ref(), entropy.as_ref())?;
     let metrics = Arc::new(Metrics::new());
-    let local: Arc<dyn Kms> = Arc::new(LocalKms::new(root, entropy.clone()));
-    let provider: Arc<dyn Kms> = Arc::new(MeteredKms::new(local, metrics.clone()));
-    let kms: Arc<dyn Kms> =
-        Arc::new(DataKeyCache::with_defaults(provider.clone()).with_events(metrics.clone()));
+    // The KMS is checked before anything is opened or sealed: a wrong address, token or key
+    // stops start-up here with a message that names the provider and the cause.
+    let local_root = || {
+        let kms_env = std::env::var("COFFER_KMS_LOCAL_KEY").ok();
+        secrets::kms_root_key(kms_env.as_deref(), &cfg.data, fs.as_ref(), entropy.as_ref())
+    };
+    let stack =
+        crate::kms_setup::build(&cfg.kms, local_root, entropy.clone(), metrics.clone()).await?;
+    let (provider, kms) = (stack.provider, stack.cached);
+    let sealer = secrets::Sealer {
+        kms: kms.as_ref(),
+        key_id: &cfg.kms.default_key,
+    };
 
     let creds_env = (
         std::env::var("COFFER_ROOT_USER").ok(),
         std::env::var("COFFER_ROOT_PASSWORD").ok(),
     );
-    let (creds, new_creds) = secrets::root_credentials(
-        creds_env,
-        &cfg.data,
-        fs.as_ref(),
-        kms.as_ref(),
-        entropy.as_ref(),
-    )
-    .await?;
+    let (creds, new_creds) =
+        secrets::root_credentials(creds_env, &cfg.data, fs.as_ref(), sealer, entropy.as_ref())
+            .await?;
     let (token, new_token) = secrets::admin_token(
         std::env::var("COFFER_ADMIN_TOKEN").ok(),
         &cfg.data,
         fs.as_ref(),
-        kms.as_ref(),
+        sealer,
         entropy.as_ref(),
     )
     .await?;
@@ -161,7 +164,11 @@ pub async fn run_with(
     let args = SupervisorArgs {
         drives: drives.clone(),
         drive_actors: drive_actors.clone(),
-        keys: Arc::new(KeyService::new(kms.clone(), entropy.clone()).with_provider(provider)),
+        keys: Arc::new(
+            KeyService::new(kms.clone(), entropy.clone())
+                .with_provider(provider)
+                .with_default_key(cfg.kms.default_key.clone()),
+        ),
         key_handle: key_handle.clone(),
     };
     let (supervisor, supervisor_handle) = Actor::spawn(None, NodeSupervisor, args)

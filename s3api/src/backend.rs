@@ -110,9 +110,10 @@ pub enum StoreError {
     /// The named KMS key does not exist.
     #[error("the KMS key {0} was not found")]
     KmsKeyNotFound(String),
-    /// The KMS could not be reached or refused; new writes fail fast.
-    #[error("the key management service is unavailable")]
-    KmsUnavailable,
+    /// The KMS could not be reached or refused; new writes fail fast. Carries the KMS's name
+    /// (`vault`, `aws`, `local`) so the client's message says which service is down.
+    #[error("the key management service ({0}) is unavailable; retry later")]
+    KmsUnavailable(String),
     /// Not enough drives/nodes answered to meet the quorum.
     #[error("not enough storage is available to serve the request; retry later")]
     Unavailable,

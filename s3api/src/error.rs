@@ -59,7 +59,7 @@ pub fn wire_code(err: &StoreError) -> WireCode {
             custom_code("KMS.NotFoundException"),
             StatusCode::BAD_REQUEST,
         ),
-        StoreError::KmsUnavailable => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
+        StoreError::KmsUnavailable(_) => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
         StoreError::Unavailable => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
         StoreError::InvalidArgument(_) => (C::InvalidArgument, StatusCode::BAD_REQUEST),
         StoreError::InvalidPartNumber => (
@@ -106,7 +106,7 @@ pub fn to_s3_error(err: StoreError) -> S3Error {
         StoreError::Body(BodyError::Storage) => {
             tracing::error!("stored data unreadable while streaming")
         }
-        StoreError::Unavailable | StoreError::KmsUnavailable => {
+        StoreError::Unavailable | StoreError::KmsUnavailable(_) => {
             tracing::warn!(error = %err, "service unavailable")
         }
         _ => {}
@@ -180,7 +180,11 @@ mod tests {
                 "KMS.NotFoundException",
                 400,
             ),
-            (StoreError::KmsUnavailable, "ServiceUnavailable", 503),
+            (
+                StoreError::KmsUnavailable("vault".into()),
+                "ServiceUnavailable",
+                503,
+            ),
             (StoreError::Unavailable, "ServiceUnavailable", 503),
             (
                 StoreError::InvalidArgument("x".into()),
@@ -224,5 +228,12 @@ mod tests {
             ChecksumAlgorithm::Crc32c,
         )));
         assert!(s3.message().unwrap_or_default().contains("CRC32C"));
+    }
+
+    #[test]
+    fn kms_unavailable_message_names_the_kms() {
+        let s3 = to_s3_error(StoreError::KmsUnavailable("vault".into()));
+        let msg = s3.message().unwrap_or_default();
+        assert!(msg.contains("key management service (vault)"), "{msg}");
     }
 }

@@ -49,6 +49,13 @@ pub enum KeyMsg {
         /// Answer.
         reply: RpcReplyPort<Result<bool, StoreError>>,
     },
+    /// The KMS key version recorded in a wrapped data key, when the provider records one.
+    WrappedVersion {
+        /// The wrapped data key.
+        ciphertext: Vec<u8>,
+        /// Answer.
+        reply: RpcReplyPort<Result<Option<u32>, StoreError>>,
+    },
     /// Fails the actor on purpose, to exercise supervision in tests.
     Crash,
 }
@@ -104,9 +111,16 @@ impl Actor for KeyActor {
             }
             KeyMsg::KeyExists { id, reply } => {
                 tokio::spawn(async move {
-                    let r = svc.kms().key_exists(&id).await.map_err(kms_error);
+                    let r = svc
+                        .kms()
+                        .key_exists(&id)
+                        .await
+                        .map_err(|e| kms_error(svc.kms().provider(), e));
                     let _ = reply.send(r);
                 });
+            }
+            KeyMsg::WrappedVersion { ciphertext, reply } => {
+                let _ = reply.send(Ok(svc.kms().wrapped_key_version(&ciphertext)));
             }
             KeyMsg::Crash => return Err("crash requested".into()),
         }
@@ -118,6 +132,8 @@ impl Actor for KeyActor {
 #[derive(Clone, Default)]
 pub struct KeyHandle {
     actor: Arc<RwLock<Option<ActorRef<KeyMsg>>>>,
+    // The KMS's name, for the "unavailable" error when the actor itself cannot be reached.
+    provider: Arc<RwLock<&'static str>>,
 }
 
 fn copy_customer(c: Option<&SseCustomerKey>) -> Option<SseCustomerKey> {
@@ -134,6 +150,17 @@ impl KeyHandle {
         }
     }
 
+    pub(crate) fn set_provider(&self, name: &'static str) {
+        if let Ok(mut slot) = self.provider.write() {
+            *slot = name;
+        }
+    }
+
+    fn unavailable(&self) -> StoreError {
+        let name = self.provider.read().map(|p| *p).unwrap_or("kms");
+        StoreError::KmsUnavailable(if name.is_empty() { "kms" } else { name }.to_string())
+    }
+
     /// The live actor.
     pub fn get(&self) -> Option<ActorRef<KeyMsg>> {
         self.actor.read().ok().and_then(|a| a.clone())
@@ -143,10 +170,10 @@ impl KeyHandle {
         &self,
         msg: impl FnOnce(RpcReplyPort<Result<T, StoreError>>) -> KeyMsg,
     ) -> Result<T, StoreError> {
-        let actor = self.get().ok_or(StoreError::KmsUnavailable)?;
+        let actor = self.get().ok_or_else(|| self.unavailable())?;
         match actor.call(msg, None).await {
             Ok(ractor::rpc::CallResult::Success(r)) => r,
-            _ => Err(StoreError::KmsUnavailable),
+            _ => Err(self.unavailable()),
         }
     }
 
@@ -215,6 +242,13 @@ impl KeyHandle {
             reply,
         })
         .await
+    }
+
+    /// The KMS key version recorded in a wrapped data key (None: the provider records none).
+    pub async fn wrapped_key_version(&self, ciphertext: &[u8]) -> Result<Option<u32>, StoreError> {
+        let ciphertext = ciphertext.to_vec();
+        self.ask(|reply| KeyMsg::WrappedVersion { ciphertext, reply })
+            .await
     }
 
     /// Whether a KMS key exists.

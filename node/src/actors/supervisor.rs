@@ -105,6 +105,7 @@ impl Actor for NodeSupervisor {
             keys,
             key_handle,
         } = args;
+        key_handle.set_provider(keys.kms().provider());
         let key = start_child(&myself, KeyActor, keys.clone()).await?;
         let key_cell = Some(key.get_cell());
         key_handle.set(Some(key));

@@ -76,6 +76,10 @@ impl NodeService {
     pub(crate) async fn inspect_object(&self, bucket: &str, key: &str) -> StoreResult<Value> {
         let (rec, m) = self.load_object(bucket, key).await?;
         let oek = self.inspect_key(bucket, key, &m.sse).await;
+        let kms_key_version = match &m.sse.wrapped_data_key {
+            Some(w) => self.keys.wrapped_key_version(w).await.ok().flatten(),
+            None => None,
+        };
         let segments: Vec<Value> = m
             .segments
             .iter()
@@ -90,6 +94,7 @@ impl NodeService {
             "sse": mode_name(m.sse.mode),
             "cipher": cipher_name(&m.sse),
             "kms_key_id": m.sse.kms_key_id,
+            "kms_key_version": kms_key_version,
             "bucket_key_enabled": m.sse.bucket_key,
             "user_metadata_sealed": m.meta.user_sealed.is_some(),
             "parts_count": m.parts_count,

@@ -20,6 +20,7 @@ use base64::Engine as _;
 
 pub mod data;
 pub mod http;
+pub mod kms;
 pub mod sse;
 pub mod tls;
 
