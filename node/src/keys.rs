@@ -77,6 +77,11 @@ impl KeyService {
         &self.kms
     }
 
+    /// The provider without the data-key cache in front (admin operations go here).
+    pub fn provider(&self) -> &Arc<dyn Kms> {
+        &self.provider
+    }
+
     /// The entropy seam.
     pub fn entropy(&self) -> &Arc<dyn Entropy> {
         &self.entropy

@@ -4,6 +4,7 @@ pub mod actors;
 pub mod config;
 pub mod drive;
 pub mod keys;
+pub mod kms_admin;
 pub mod kms_config;
 pub mod kms_meter;
 pub mod kms_setup;

@@ -120,6 +120,10 @@ pub enum StoreError {
     /// A request argument is invalid.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The operation exists in S3 or the admin API but not with this configuration (e.g. a
+    /// KMS provider that cannot rotate keys).
+    #[error("{0}")]
+    NotImplemented(String),
     /// A partNumber read named a part the object does not have.
     #[error("the requested partnumber is not satisfiable")]
     InvalidPartNumber,
@@ -269,6 +273,21 @@ pub struct ObjectInfo {
     /// Inclusive byte range of the part a partNumber read asked for (None otherwise, and
     /// for an empty part).
     pub part_range: Option<(u64, u64)>,
+}
+
+/// What the admin API asks of the KMS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmsAdminRequest {
+    /// Provider, health, default key, capabilities.
+    Status,
+    /// Key ids the provider knows.
+    ListKeys,
+    /// Create a key (an existing id → 409).
+    CreateKey(String),
+    /// One key's state and versions.
+    DescribeKey(String),
+    /// Add a new key version; new data keys use it, old ones stay readable.
+    RotateKey(String),
 }
 
 /// A condition on the object a write would replace (`If-None-Match: *`, `If-Match`), checked
@@ -642,6 +661,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Health for `/api/v1/health`: Ok when the node can serve requests.
     async fn health(&self) -> StoreResult<serde_json::Value>;
+
+    /// Admin KMS operations (`/api/v1/kms/...`): JSON facts about keys, never key material.
+    async fn admin_kms(&self, req: KmsAdminRequest) -> StoreResult<serde_json::Value>;
 
     /// Admin view of how an object is stored (encryption facts, segments); never a secret.
     async fn admin_object(&self, bucket: &str, key: &str) -> StoreResult<serde_json::Value>;

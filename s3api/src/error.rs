@@ -62,6 +62,7 @@ pub fn wire_code(err: &StoreError) -> WireCode {
         StoreError::KmsUnavailable(_) => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
         StoreError::Unavailable => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
         StoreError::InvalidArgument(_) => (C::InvalidArgument, StatusCode::BAD_REQUEST),
+        StoreError::NotImplemented(_) => (C::NotImplemented, StatusCode::NOT_IMPLEMENTED),
         StoreError::InvalidPartNumber => (
             custom_code("InvalidPartNumber"),
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -192,6 +193,11 @@ mod tests {
                 400,
             ),
             (StoreError::InvalidPartNumber, "InvalidPartNumber", 416),
+            (
+                StoreError::NotImplemented("x".into()),
+                "NotImplemented",
+                501,
+            ),
             (StoreError::PreconditionFailed, "PreconditionFailed", 412),
             (StoreError::Conflict, "OperationAborted", 409),
             (StoreError::DataCorrupt, "InternalError", 500),

@@ -280,3 +280,49 @@ fn service_config_errors() {
     )
     .is_ok());
 }
+
+#[tokio::test]
+async fn admin_kms_routes() {
+    let a = admin();
+    let r = &a.router;
+    // Every KMS route wants the token.
+    for (m, p) in [
+        ("GET", "/api/v1/kms/status"),
+        ("GET", "/api/v1/kms/keys"),
+        ("POST", "/api/v1/kms/keys"),
+        ("GET", "/api/v1/kms/keys/k1"),
+        ("POST", "/api/v1/kms/keys/k1/rotate"),
+    ] {
+        assert_eq!(call(r, m, p, None, "").await.0, 401, "{m} {p}");
+    }
+    let t = Some(TOKEN);
+    let (s, body) = call(r, "GET", "/api/v1/kms/status", t, "").await;
+    assert_eq!((s, body.contains("\"mem\"")), (200, true), "{body}");
+    assert_eq!(call(r, "GET", "/api/v1/kms/keys", t, "").await.0, 200);
+    let (s, body) = call(r, "POST", "/api/v1/kms/keys", t, r#"{"key_id":"k2"}"#).await;
+    assert_eq!((s, body.contains("k2")), (201, true), "{body}");
+    assert_eq!(
+        call(r, "POST", "/api/v1/kms/keys", t, r#"{"key_id":"k1"}"#)
+            .await
+            .0,
+        409
+    );
+    for bad in ["", "{}", r#"{"key_id":"k","extra":1}"#, "not json"] {
+        assert_eq!(
+            call(r, "POST", "/api/v1/kms/keys", t, bad).await.0,
+            400,
+            "{bad:?}"
+        );
+    }
+    assert_eq!(call(r, "GET", "/api/v1/kms/keys/k1", t, "").await.0, 200);
+    // Key ids with slashes (aliases) reach the backend whole.
+    let (s, body) = call(r, "GET", "/api/v1/kms/keys/alias/x", t, "").await;
+    assert_eq!(s, 404);
+    assert!(body.contains("alias/x"), "{body}");
+    let (s, body) = call(r, "POST", "/api/v1/kms/keys/k1/rotate", t, "").await;
+    assert_eq!((s, body.contains("NotImplemented")), (501, true), "{body}");
+    assert_eq!(call(r, "POST", "/api/v1/kms/keys/k1", t, "").await.0, 404);
+    let ops: Vec<String> = a.recorder.take().into_iter().map(|x| x.operation).collect();
+    assert!(ops.iter().any(|o| o == "admin:KmsRotateKey"), "{ops:?}");
+    let _ = &a.backend;
+}

@@ -5,7 +5,7 @@
 use std::sync::{Arc, RwLock};
 
 use coffer_crypto::SecretKey;
-use coffer_s3api::backend::{SseCustomerKey, StoreError};
+use coffer_s3api::backend::{KmsAdminRequest, SseCustomerKey, StoreError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use zeroize::Zeroizing;
 
@@ -55,6 +55,13 @@ pub enum KeyMsg {
         ciphertext: Vec<u8>,
         /// Answer.
         reply: RpcReplyPort<Result<Option<u32>, StoreError>>,
+    },
+    /// An admin API request about the KMS (`crate::kms_admin`).
+    Admin {
+        /// What is asked.
+        req: KmsAdminRequest,
+        /// Answer (JSON for the admin API).
+        reply: RpcReplyPort<Result<serde_json::Value, StoreError>>,
     },
     /// Fails the actor on purpose, to exercise supervision in tests.
     Crash,
@@ -121,6 +128,13 @@ impl Actor for KeyActor {
             }
             KeyMsg::WrappedVersion { ciphertext, reply } => {
                 let _ = reply.send(Ok(svc.kms().wrapped_key_version(&ciphertext)));
+            }
+            KeyMsg::Admin { req, reply } => {
+                tokio::spawn(async move {
+                    let r = crate::kms_admin::run(svc.provider().as_ref(), svc.default_key(), req)
+                        .await;
+                    let _ = reply.send(r);
+                });
             }
             KeyMsg::Crash => return Err("crash requested".into()),
         }
@@ -249,6 +263,11 @@ impl KeyHandle {
         let ciphertext = ciphertext.to_vec();
         self.ask(|reply| KeyMsg::WrappedVersion { ciphertext, reply })
             .await
+    }
+
+    /// Answers an admin API request about the KMS.
+    pub async fn admin(&self, req: KmsAdminRequest) -> Result<serde_json::Value, StoreError> {
+        self.ask(|reply| KeyMsg::Admin { req, reply }).await
     }
 
     /// Whether a KMS key exists.

@@ -16,9 +16,10 @@ use coffer_erasure::ErasureConfig;
 use coffer_metadata::{BucketEncryptionRecord, MetaStore};
 use coffer_s3api::backend::{
     Backend, BucketEncryption, BucketInfo, ByteStream, CopyObjectRequest, DataCipher,
-    GetObjectRequest, GetObjectResult, ListPage, ListQuery, ObjectInfo, ObjectMeta, PartInfo,
-    PutObjectRequest, PutObjectResult, SseAlgorithm, SseCustomerKey, SseRequest, StoreError,
-    StoreResult, UploadCreated, UploadInfo, UploadPartCopyRequest, WriteCondition,
+    GetObjectRequest, GetObjectResult, KmsAdminRequest, ListPage, ListQuery, ObjectInfo,
+    ObjectMeta, PartInfo, PutObjectRequest, PutObjectResult, SseAlgorithm, SseCustomerKey,
+    SseRequest, StoreError, StoreResult, UploadCreated, UploadInfo, UploadPartCopyRequest,
+    WriteCondition,
 };
 
 use crate::actors::{DriveActors, KeyHandle};
@@ -287,6 +288,10 @@ impl Backend for NodeService {
 
     async fn admin_upload(&self, bucket: &str, upload_id: &str) -> StoreResult<serde_json::Value> {
         self.inspect_upload(bucket, upload_id).await
+    }
+
+    async fn admin_kms(&self, req: KmsAdminRequest) -> StoreResult<serde_json::Value> {
+        self.keys.admin(req).await
     }
 }
 

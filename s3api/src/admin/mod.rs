@@ -6,9 +6,12 @@
 //! - `PUT|GET|DELETE /api/v1/buckets/{bucket}/encryption` — `Authorization: Bearer <token>`.
 //! - `GET /api/v1/buckets/{bucket}/objects/{key}` and `.../uploads/{upload_id}` — Bearer; how an
 //!   object or upload is stored (encryption facts and segments, never a secret).
+//! - `GET /api/v1/kms/status`, `GET|POST /api/v1/kms/keys`, `GET /api/v1/kms/keys/{id}`,
+//!   `POST /api/v1/kms/keys/{id}/rotate` — Bearer; see `kms.rs`.
 
 mod encryption;
 mod inspect;
+mod kms;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -84,6 +87,15 @@ pub fn admin_router<B: Backend>(
             "/api/v1/buckets/{bucket}/uploads/{upload_id}",
             get(inspect::upload::<B>),
         )
+        .route("/api/v1/kms/status", get(kms::status::<B>))
+        .route(
+            "/api/v1/kms/keys",
+            get(kms::list_keys::<B>).post(kms::create_key::<B>),
+        )
+        .route(
+            "/api/v1/kms/keys/{*id}",
+            get(kms::get_key::<B>).post(kms::post_key::<B>),
+        )
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "NotFound", "no such route") })
         .with_state(state)
         .layer(middleware::from_fn_with_state(observer, audit))
@@ -157,6 +169,17 @@ fn classify(method: &Method, path: &str) -> (&'static str, Option<String>) {
     }
     if path == "/metrics" {
         return ("admin:Metrics", None);
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/kms/") {
+        let op = match (rest, method.as_str()) {
+            ("status", "GET") => "admin:KmsStatus",
+            ("keys", "GET") => "admin:KmsListKeys",
+            ("keys", "POST") => "admin:KmsCreateKey",
+            (r, "POST") if r.starts_with("keys/") && r.ends_with("/rotate") => "admin:KmsRotateKey",
+            (r, "GET") if r.starts_with("keys/") => "admin:KmsDescribeKey",
+            _ => "admin:Unknown",
+        };
+        return (op, None);
     }
     let Some(rest) = path.strip_prefix("/api/v1/buckets/") else {
         return ("admin:Unknown", None);
@@ -244,5 +267,13 @@ mod tests {
             "admin:InspectUpload"
         );
         assert_eq!(classify(&Method::GET, "/nope").0, "admin:Unknown");
+        assert_eq!(
+            classify(&Method::POST, "/api/v1/kms/keys/alias/a/rotate").0,
+            "admin:KmsRotateKey"
+        );
+        assert_eq!(
+            classify(&Method::GET, "/api/v1/kms/keys/k1").0,
+            "admin:KmsDescribeKey"
+        );
     }
 }

@@ -557,6 +557,26 @@ impl Backend for MemBackend {
         let truncated = all.len() > max;
         Ok((all.into_iter().take(max).collect(), truncated))
     }
+    async fn admin_kms(&self, req: KmsAdminRequest) -> StoreResult<serde_json::Value> {
+        // Enough of a KMS to exercise the admin routes: one fixed key.
+        match req {
+            KmsAdminRequest::Status => {
+                Ok(serde_json::json!({ "provider": "mem", "healthy": true }))
+            }
+            KmsAdminRequest::ListKeys => Ok(serde_json::json!({ "keys": ["k1"] })),
+            KmsAdminRequest::CreateKey(id) if id == "k1" => Err(StoreError::Conflict),
+            KmsAdminRequest::CreateKey(id) => Ok(serde_json::json!({ "key_id": id })),
+            KmsAdminRequest::DescribeKey(id) | KmsAdminRequest::RotateKey(id) if id != "k1" => {
+                Err(StoreError::KmsKeyNotFound(id))
+            }
+            KmsAdminRequest::DescribeKey(id) => {
+                Ok(serde_json::json!({ "key_id": id, "current_version": 1 }))
+            }
+            KmsAdminRequest::RotateKey(_) => {
+                Err(StoreError::NotImplemented("mem cannot rotate".into()))
+            }
+        }
+    }
     async fn health(&self) -> StoreResult<serde_json::Value> {
         if self.unhealthy.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable);
