@@ -325,6 +325,11 @@ impl Kms for DataKeyCache {
     fn wrapped_key_version(&self, ciphertext: &[u8]) -> Option<u32> {
         self.inner.wrapped_key_version(ciphertext)
     }
+
+    fn forget_generated(&self, key_id: &str) {
+        self.lock().generated.retain(|(id, _), _| id != key_id);
+        self.inner.forget_generated(key_id);
+    }
 }
 
 impl fmt::Debug for DataKeyCache {

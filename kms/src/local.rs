@@ -1,5 +1,6 @@
 //! The built-in KMS: master keys derived from one root key, so nothing but the root and the
-//! list of key ids has to survive a restart. Blob layout: docs/format/object-encryption.md.
+//! key registry (ids, versions, states; `local_registry.rs`) has to survive a restart. Blob
+//! layout: docs/format/object-encryption.md.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +13,7 @@ use coffer_crypto::{
 
 use crate::context::EncryptionContext;
 use crate::error::KmsError;
+use crate::local_registry::{LocalKeyRecord, LocalKeyRegistry};
 use crate::provider::{validate_key_id, Capabilities, DataKey, KeyInfo, KeyState, Kms, Rewrapped};
 
 /// The key id that always exists in the local KMS.
@@ -28,15 +30,19 @@ pub const LOCAL_BLOB_LEN: usize = 1 + 4 + SEALED_KEY_LEN;
 /// Length of the blobs written before sealed keys had version 2 (66 bytes); still readable.
 const LOCAL_BLOB_LEN_SEALED_V1: usize = 1 + 4 + SEALED_KEY_LEN_V1;
 
-// Every key starts at version 1; rotation (later) will add versions and keep old ones readable.
+// Every key starts at version 1; rotation adds versions and keeps old ones readable.
 const FIRST_VERSION: u32 = 1;
+/// Compare-and-set attempts of a registry change before giving up on a busy key.
+const CAS_ATTEMPTS: usize = 5;
 
 /// The local KMS provider.
 pub struct LocalKms {
     root: SecretKey,
     entropy: Arc<dyn Entropy>,
-    // key id -> current version
-    keys: RwLock<BTreeMap<String, u32>>,
+    keys: RwLock<BTreeMap<String, LocalKeyRecord>>,
+    // Without one, keys live only in memory and cannot rotate (a rotation that a restart
+    // forgets would make the new version's data unreadable).
+    registry: RwLock<Option<Arc<dyn LocalKeyRegistry>>>,
 }
 
 impl LocalKms {
@@ -53,27 +59,113 @@ impl LocalKms {
         entropy: Arc<dyn Entropy>,
         ids: impl IntoIterator<Item = String>,
     ) -> Self {
-        let mut keys: BTreeMap<String, u32> = ids
+        let mut keys: BTreeMap<String, LocalKeyRecord> = ids
             .into_iter()
             .filter(|id| validate_key_id(id).is_ok())
-            .map(|id| (id, FIRST_VERSION))
+            .map(|id| (id.clone(), LocalKeyRecord::new(&id)))
             .collect();
-        keys.insert(DEFAULT_KEY_ID.to_owned(), FIRST_VERSION);
+        keys.insert(
+            DEFAULT_KEY_ID.to_owned(),
+            LocalKeyRecord::new(DEFAULT_KEY_ID),
+        );
         Self {
             root: root_key,
             entropy,
             keys: RwLock::new(keys),
+            registry: RwLock::new(None),
         }
     }
 
-    fn current_version(&self, key_id: &str) -> Result<u32, KmsError> {
-        validate_key_id(key_id)?;
-        self.keys
+    /// Keeps the key registry in `registry` from now on (the node passes its Raft-backed one)
+    /// and loads what it holds; keys created before stay known.
+    pub async fn attach_registry(
+        &self,
+        registry: Arc<dyn LocalKeyRegistry>,
+    ) -> Result<(), KmsError> {
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Some(registry);
+        self.refresh().await
+    }
+
+    fn registry(&self) -> Option<Arc<dyn LocalKeyRegistry>> {
+        self.registry
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(key_id)
-            .copied()
+            .clone()
+    }
+
+    /// Reloads the registry (another node may have created or rotated a key).
+    async fn refresh(&self) -> Result<(), KmsError> {
+        let Some(reg) = self.registry() else {
+            return Ok(());
+        };
+        let records = reg.load().await?;
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        for r in records {
+            if validate_key_id(&r.key_id).is_ok() && r.current_version >= FIRST_VERSION {
+                keys.insert(r.key_id.clone(), r);
+            }
+        }
+        Ok(())
+    }
+
+    fn cached(&self, key_id: &str) -> Option<LocalKeyRecord> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.get(key_id).cloned()
+    }
+
+    /// The key's record; an unknown id (or one whose `version` this node has not seen yet) is
+    /// looked up in the registry again before it counts as missing.
+    async fn record(&self, key_id: &str, version: Option<u32>) -> Result<LocalKeyRecord, KmsError> {
+        validate_key_id(key_id)?;
+        match self.cached(key_id) {
+            Some(r) if version.is_none_or(|v| v <= r.current_version) => return Ok(r),
+            _ => {}
+        }
+        self.refresh().await?;
+        self.cached(key_id)
             .ok_or_else(|| KmsError::KeyNotFound(key_id.to_owned()))
+    }
+
+    async fn usable(&self, key_id: &str, version: Option<u32>) -> Result<LocalKeyRecord, KmsError> {
+        let r = self.record(key_id, version).await?;
+        if !r.enabled {
+            return Err(KmsError::KeyUnusable {
+                key_id: key_id.to_owned(),
+                reason: "the key is disabled".into(),
+            });
+        }
+        Ok(r)
+    }
+
+    /// Read-modify-write of one key's record through the registry, retried on a lost race.
+    async fn change(
+        &self,
+        key_id: &str,
+        operation: &'static str,
+        f: impl Fn(&LocalKeyRecord) -> LocalKeyRecord,
+    ) -> Result<LocalKeyRecord, KmsError> {
+        let Some(reg) = self.registry() else {
+            return Err(self.unsupported(operation));
+        };
+        for _ in 0..CAS_ATTEMPTS {
+            let old = self.record(key_id, None).await?;
+            let new = f(&old);
+            // The default key exists without a stored record until its first change.
+            let stored = reg.load().await?.into_iter().find(|r| r.key_id == key_id);
+            if stored.as_ref().is_some_and(|s| *s != old) {
+                self.refresh().await?;
+                continue;
+            }
+            if reg.store(&new, stored.as_ref()).await? {
+                let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+                keys.insert(key_id.to_owned(), new.clone());
+                return Ok(new);
+            }
+            self.refresh().await?;
+        }
+        Err(KmsError::Unavailable(format!(
+            "the local key registry kept changing under {operation} of {key_id}"
+        )))
     }
 
     fn master_key(&self, key_id: &str, version: u32) -> SecretKey {
@@ -122,7 +214,7 @@ impl Kms for LocalKms {
         key_id: &str,
         ctx: &EncryptionContext,
     ) -> Result<DataKey, KmsError> {
-        let version = self.current_version(key_id)?;
+        let version = self.usable(key_id, None).await?.current_version;
         let plaintext = SecretKey::random(self.entropy.as_ref());
         let ciphertext = self.wrap(key_id, version, &plaintext, ctx);
         Ok(DataKey {
@@ -139,15 +231,25 @@ impl Kms for LocalKms {
         ciphertext: &[u8],
         ctx: &EncryptionContext,
     ) -> Result<SecretKey, KmsError> {
-        let current = self.current_version(key_id)?;
+        validate_key_id(key_id)?;
         let known_len = matches!(ciphertext.len(), LOCAL_BLOB_LEN | LOCAL_BLOB_LEN_SEALED_V1);
         if !known_len || ciphertext[0] != LOCAL_BLOB_VERSION {
             return Err(KmsError::InvalidCiphertext);
         }
         // unseal_key checks that the sealed key's own version byte matches its length.
         let version = u32::from_be_bytes(ciphertext[1..5].try_into().expect("4 bytes"));
-        if version == 0 || version > current {
+        let rec = self.usable(key_id, Some(version)).await?;
+        if version == 0 || version > rec.current_version {
             return Err(KmsError::InvalidCiphertext);
+        }
+        if version < rec.min_decryption_version {
+            return Err(KmsError::KeyUnusable {
+                key_id: key_id.to_owned(),
+                reason: format!(
+                    "version {version} is below min_decryption_version {}",
+                    rec.min_decryption_version
+                ),
+            });
         }
         let master = self.master_key(key_id, version);
         unseal_key(&master, &ciphertext[5..], &wrap_aad(key_id, version, ctx))
@@ -156,50 +258,81 @@ impl Kms for LocalKms {
 
     async fn create_key(&self, key_id: &str) -> Result<(), KmsError> {
         validate_key_id(key_id)?;
+        self.refresh().await?;
+        let exists = || KmsError::KeyAlreadyExists(key_id.to_owned());
+        if self.cached(key_id).is_some() {
+            return Err(exists());
+        }
+        let rec = LocalKeyRecord::new(key_id);
+        if let Some(reg) = self.registry() {
+            if !reg.store(&rec, None).await? {
+                self.refresh().await?;
+                return Err(exists());
+            }
+        }
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         if keys.contains_key(key_id) {
-            return Err(KmsError::KeyAlreadyExists(key_id.to_owned()));
+            return Err(exists());
         }
-        keys.insert(key_id.to_owned(), FIRST_VERSION);
+        keys.insert(key_id.to_owned(), rec);
         Ok(())
     }
 
     async fn list_keys(&self) -> Result<Vec<String>, KmsError> {
+        self.refresh().await?;
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         Ok(keys.keys().cloned().collect())
     }
 
     async fn key_exists(&self, key_id: &str) -> Result<bool, KmsError> {
-        validate_key_id(key_id)?;
-        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        Ok(keys.contains_key(key_id))
+        match self.record(key_id, None).await {
+            Ok(_) => Ok(true),
+            Err(KmsError::KeyNotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn health(&self) -> Result<(), KmsError> {
         Ok(())
     }
 
-    // Rotation, enable/disable and the replicated key registry come with the local key
-    // registry in Raft; until then those answer `Unsupported`.
+    // Rotation and enable/disable need the registry: a change a restart forgets would make
+    // data written under it unreadable.
     fn capabilities(&self) -> Capabilities {
+        let persistent = self.registry().is_some();
         Capabilities {
             create: true,
             versions: true,
             rewrap: true,
-            ..Capabilities::default()
+            rotate: persistent,
+            enable_disable: persistent,
         }
     }
 
     async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
-        let current = self.current_version(key_id)?;
-        Ok(KeyInfo {
-            key_id: key_id.to_owned(),
-            provider_key_id: None,
-            state: KeyState::Enabled,
-            current_version: Some(current),
-            min_decryption_version: Some(FIRST_VERSION),
-            versions: (FIRST_VERSION..=current).collect(),
+        // An admin question: answer from the registry, not from what this node last saw.
+        validate_key_id(key_id)?;
+        self.refresh().await?;
+        Ok(info(&self.record(key_id, None).await?))
+    }
+
+    async fn rotate_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
+        let rec = self
+            .change(key_id, "rotate_key", |r| LocalKeyRecord {
+                current_version: r.current_version + 1,
+                ..r.clone()
+            })
+            .await?;
+        Ok(info(&rec))
+    }
+
+    async fn set_key_enabled(&self, key_id: &str, enabled: bool) -> Result<(), KmsError> {
+        self.change(key_id, "set_key_enabled", |r| LocalKeyRecord {
+            enabled,
+            ..r.clone()
         })
+        .await
+        .map(|_| ())
     }
 
     async fn rewrap_data_key(
@@ -211,7 +344,7 @@ impl Kms for LocalKms {
     ) -> Result<Rewrapped, KmsError> {
         // Local keys live in this process, so unwrapping here is no extra exposure.
         let dk = self.decrypt_data_key(key_id, ciphertext, ctx).await?;
-        let version = self.current_version(to_key_id)?;
+        let version = self.usable(to_key_id, None).await?.current_version;
         Ok(Rewrapped {
             key_id: to_key_id.to_owned(),
             key_version: version,
@@ -224,6 +357,21 @@ impl Kms for LocalKms {
             [LOCAL_BLOB_VERSION, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
             _ => None,
         }
+    }
+}
+
+fn info(r: &LocalKeyRecord) -> KeyInfo {
+    KeyInfo {
+        key_id: r.key_id.clone(),
+        provider_key_id: None,
+        state: if r.enabled {
+            KeyState::Enabled
+        } else {
+            KeyState::Disabled
+        },
+        current_version: Some(r.current_version),
+        min_decryption_version: Some(r.min_decryption_version),
+        versions: (r.min_decryption_version..=r.current_version).collect(),
     }
 }
 

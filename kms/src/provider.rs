@@ -106,6 +106,12 @@ pub trait Kms: Send + Sync {
         None
     }
 
+    /// Drops cached data keys that new objects would get under `key_id`, so the next one is made
+    /// under the key's newest version (after a rotation the cache did not see). Only caches act.
+    fn forget_generated(&self, key_id: &str) {
+        let _ = key_id;
+    }
+
     /// The typed "not supported" error of this provider.
     fn unsupported(&self, operation: &'static str) -> KmsError {
         KmsError::Unsupported {

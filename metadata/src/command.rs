@@ -88,6 +88,29 @@ pub enum Command {
         /// Upload id.
         upload_id: String,
     },
+    /// Set (or with `None` delete) an admin record, only if the current value meets `expect`.
+    PutRecord {
+        /// Namespace (e.g. `jobs`, `kms-local`); no NUL.
+        namespace: String,
+        /// Id within the namespace.
+        id: String,
+        /// The new value (JSON text), or `None` to delete.
+        value: Option<String>,
+        /// Compare-and-set condition on the current value.
+        expect: RecordExpect,
+    },
+}
+
+/// The condition a [`Command::PutRecord`] needs to apply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum RecordExpect {
+    /// Whatever is there.
+    Any,
+    /// No record under the id.
+    Absent,
+    /// Exactly this value.
+    Is(String),
 }
 
 impl Command {
@@ -103,6 +126,7 @@ impl Command {
             Command::PutPart { .. } => "put_part",
             Command::CompleteUpload { .. } => "complete_upload",
             Command::AbortUpload { .. } => "abort_upload",
+            Command::PutRecord { .. } => "put_record",
         }
     }
 }
@@ -280,6 +304,31 @@ pub(crate) fn execute(
             let parts = parts_of(tree, upload_id)?;
             remove_upload(batch, &upload, &parts);
             Ok(Response::Parts(parts))
+        }
+        Command::PutRecord {
+            namespace,
+            id,
+            value,
+            expect,
+        } => {
+            if !keys::valid_component(namespace) || id.is_empty() {
+                return reject(invalid("record namespace or id is empty or contains NUL"));
+            }
+            let k = keys::record(namespace, id);
+            let current = tree.get(&k)?;
+            let holds = match (expect, &current) {
+                (RecordExpect::Any, _) | (RecordExpect::Absent, None) => true,
+                (RecordExpect::Is(want), Some(have)) => have.as_ref() == want.as_bytes(),
+                _ => false,
+            };
+            if !holds {
+                return reject(DomainError::PreconditionFailed);
+            }
+            match value {
+                Some(v) => batch.insert(k, v.as_bytes()),
+                None => batch.remove(k),
+            }
+            Ok(Response::Done)
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `u` | upload id | `UploadRecord` |
 //! | `i` | bucket ‖ 0x00 ‖ esc(object key) ‖ 0x00 0x00 ‖ upload id | empty (uploads by bucket, key) |
 //! | `p` | upload id ‖ 0x00 ‖ part number (u32 big-endian) | `PartRecord` |
+//! | `r` | namespace ‖ 0x00 ‖ id | an admin record (JSON text; jobs, the local KMS's registry) |
 //! | `m` | name | Raft bookkeeping (last applied, membership, current snapshot) |
 //!
 //! Bucket names and upload ids never contain 0x00 (the state machine refuses them), so 0x00 ends
@@ -27,6 +28,8 @@ pub(crate) const UPLOAD: u8 = b'u';
 pub(crate) const UPLOAD_INDEX: u8 = b'i';
 /// Prefix of part records.
 pub(crate) const PART: u8 = b'p';
+/// Prefix of admin records (`records.rs`).
+pub(crate) const RECORD: u8 = b'r';
 
 /// Last applied log id (JSON `LogId`), written in the same batch as each entry's data.
 pub(crate) const META_LAST_APPLIED: &[u8] = b"mlast_applied";
@@ -38,7 +41,7 @@ pub(crate) const META_SNAPSHOT_META: &[u8] = b"msnapshot_meta";
 pub(crate) const META_SNAPSHOT_DATA: &[u8] = b"msnapshot_data";
 
 /// Prefixes that hold replicated data (everything a snapshot carries).
-pub(crate) const DATA_PREFIXES: [u8; 5] = [BUCKET, OBJECT, UPLOAD, UPLOAD_INDEX, PART];
+pub(crate) const DATA_PREFIXES: [u8; 6] = [BUCKET, OBJECT, UPLOAD, UPLOAD_INDEX, PART, RECORD];
 
 const SEP: u8 = 0x00;
 
@@ -165,6 +168,31 @@ pub(crate) fn split_part(raw: &[u8]) -> Option<(String, u32)> {
     Some((std::str::from_utf8(id).ok()?.to_owned(), number))
 }
 
+/// Key of an admin record.
+pub(crate) fn record(namespace: &str, id: &str) -> Vec<u8> {
+    let mut k = record_prefix(namespace);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key prefix of every admin record in `namespace`.
+pub(crate) fn record_prefix(namespace: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + namespace.len());
+    k.push(RECORD);
+    k.extend_from_slice(namespace.as_bytes());
+    k.push(SEP);
+    k
+}
+
+/// Splits an admin record key into (namespace, id); `None` if it is not one.
+pub(crate) fn split_record(raw: &[u8]) -> Option<(String, String)> {
+    let rest = raw.strip_prefix(&[RECORD])?;
+    let sep = rest.iter().position(|b| *b == SEP)?;
+    let namespace = std::str::from_utf8(&rest[..sep]).ok()?;
+    let id = std::str::from_utf8(&rest[sep + 1..]).ok()?;
+    Some((namespace.to_owned(), id.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +224,15 @@ mod tests {
         assert_eq!(split_part(&part("u-1", 7)), Some(("u-1".into(), 7)));
         assert!(!valid_component("a\0b"));
         assert!(!valid_component(""));
+    }
+
+    #[test]
+    fn record_keys_round_trip_and_stay_in_their_namespace() {
+        let k = record("jobs", "rewrap/b\0x");
+        assert_eq!(
+            split_record(&k),
+            Some(("jobs".into(), "rewrap/b\0x".into()))
+        );
+        assert!(!record("jobsx", "a").starts_with(&record_prefix("jobs")));
     }
 }

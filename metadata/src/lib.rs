@@ -11,6 +11,7 @@ mod keys;
 mod log_store;
 mod network;
 mod reads;
+mod records;
 mod snapshot;
 mod state_machine;
 mod store;
@@ -19,7 +20,7 @@ mod types;
 use std::io::Cursor;
 use std::sync::Arc;
 
-pub use command::{Command, Response};
+pub use command::{Command, RecordExpect, Response};
 pub use error::{DomainError, MetaError};
 pub use network::{
     serve_rpc, NetworkFactory, NoPeersTransport, PeerClient, RaftRpc, RaftRpcReply, RaftTransport,

@@ -20,7 +20,7 @@ use crate::{Node, NodeId};
 
 impl MetaStore {
     /// Waits until this node may serve a read that reflects every write acknowledged before it.
-    async fn read_barrier(&self) -> Result<(), MetaError> {
+    pub(crate) async fn read_barrier(&self) -> Result<(), MetaError> {
         self.inner
             .raft
             .ensure_linearizable()

@@ -11,8 +11,9 @@ use crate::error::StoreError;
 use crate::keys;
 use crate::types::{BucketRecord, ObjectRecord, PartRecord, UploadRecord};
 
-/// Version of the body layout; bumped on an incompatible change.
-const FORMAT: u32 = 1;
+/// Version of the body layout; bumped on an incompatible change. Version 2 added `records`;
+/// version 1 bodies (without them) still install.
+const FORMAT: u32 = 2;
 
 /// Everything a snapshot carries, each list in key order.
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -28,6 +29,18 @@ pub(crate) struct SnapshotBody {
     uploads: Vec<UploadRecord>,
     /// All parts of those uploads.
     parts: Vec<SnapshotPart>,
+    /// All admin records (format 2).
+    #[serde(default)]
+    records: Vec<SnapshotRecord>,
+}
+
+/// An admin record with its namespace and id.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotRecord {
+    namespace: String,
+    id: String,
+    value: String,
 }
 
 /// An object record with its location.
@@ -91,6 +104,15 @@ pub(crate) fn encode_dump(raw: &RawDump) -> Result<Vec<u8>, StoreError> {
                     part: decode(v)?,
                 });
             }
+            Some(keys::RECORD) => {
+                let (namespace, id) = keys::split_record(k).ok_or_else(corrupt)?;
+                let value = String::from_utf8(v.to_vec()).map_err(|_| corrupt())?;
+                body.records.push(SnapshotRecord {
+                    namespace,
+                    id,
+                    value,
+                });
+            }
             // The index is derived from the uploads; install rebuilds it.
             Some(keys::UPLOAD_INDEX) => {}
             _ => return Err(corrupt()),
@@ -103,7 +125,7 @@ pub(crate) fn encode_dump(raw: &RawDump) -> Result<Vec<u8>, StoreError> {
 /// The caller has already staged removal of every existing key in the same batch.
 pub(crate) fn stage_install(bytes: &[u8], batch: &mut sled::Batch) -> Result<(), StoreError> {
     let body: SnapshotBody = decode(bytes)?;
-    if body.format != FORMAT {
+    if body.format != FORMAT && body.format != 1 {
         return Err(StoreError::UnknownSnapshotFormat(body.format));
     }
     for b in &body.buckets {
@@ -124,6 +146,9 @@ pub(crate) fn stage_install(bytes: &[u8], batch: &mut sled::Batch) -> Result<(),
             keys::part(&p.upload_id, p.part.part_number),
             encode(&p.part)?,
         );
+    }
+    for r in &body.records {
+        batch.insert(keys::record(&r.namespace, &r.id), r.value.as_bytes());
     }
     Ok(())
 }

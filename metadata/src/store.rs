@@ -243,7 +243,7 @@ impl MetaStore {
     // ---- writes ----
 
     /// Proposes `cmd` and returns the state machine's response; a rejection becomes its error.
-    async fn propose(&self, cmd: Command) -> Result<Response, MetaError> {
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<Response, MetaError> {
         let resp = self.inner.raft.client_write(cmd).await.map_err(write_err)?;
         match resp.data {
             Response::Rejected(e) => Err(e.into()),
@@ -405,7 +405,7 @@ impl MetaStore {
     }
 }
 
-fn expect_done(resp: Response, command: &'static str) -> Result<(), MetaError> {
+pub(crate) fn expect_done(resp: Response, command: &'static str) -> Result<(), MetaError> {
     match resp {
         Response::Done => Ok(()),
         _ => Err(MetaError::UnexpectedResponse { command }),

@@ -36,6 +36,12 @@ pub enum Command {
         #[command(subcommand)]
         command: CertsCommand,
     },
+    /// Operate a running node through its admin API (COFFER_ADMIN_TOKEN holds the token).
+    Admin {
+        /// Which operation.
+        #[command(subcommand)]
+        command: crate::admin_cli::AdminCommand,
+    },
 }
 
 /// Subcommands of `coffer certs`. Keys are written with mode 0600; existing files are never

@@ -194,6 +194,51 @@ impl KeyService {
             .map_err(|_| StoreError::DataCorrupt)
     }
 
+    /// The version new data keys under `key_id` get now; `None` when the provider exposes no
+    /// versions (AWS KMS). Also drops cached data keys of `key_id`, so objects written from now
+    /// on are wrapped under that version even if the key was rotated behind the cache's back.
+    pub async fn current_version(&self, key_id: &str) -> Result<Option<u32>, StoreError> {
+        self.kms.forget_generated(key_id);
+        match self.provider.describe_key(key_id).await {
+            Ok(info) => Ok(info.current_version),
+            Err(KmsError::Unsupported { .. }) => Ok(None),
+            Err(e) => Err(kms_error(self.provider.provider(), e)),
+        }
+    }
+
+    /// The KMS key version recorded in a record's wrapped data key, if the provider records one.
+    pub fn wrapped_version(&self, record: &SseRecord) -> Option<u32> {
+        record
+            .wrapped_data_key
+            .as_deref()
+            .and_then(|w| self.kms.wrapped_key_version(w))
+    }
+
+    /// `record` with its data key wrapped anew under the newest version of `to_key_id`. The data
+    /// key itself is unchanged, so the sealed object key and the object's bytes stay valid.
+    pub async fn rewrap(
+        &self,
+        bucket: &str,
+        record: &SseRecord,
+        to_key_id: &str,
+    ) -> Result<SseRecord, StoreError> {
+        let (Some(key_id), Some(wrapped)) = (&record.kms_key_id, &record.wrapped_data_key) else {
+            return Err(StoreError::InvalidArgument(
+                "only SSE-S3 and SSE-KMS objects have a KMS data key".into(),
+            ));
+        };
+        let ctx = kms_context(bucket, record.kms_context.as_ref());
+        let new = self
+            .provider
+            .rewrap_data_key(key_id, wrapped, &ctx, to_key_id)
+            .await
+            .map_err(|e| kms_error(self.provider.provider(), e))?;
+        let mut out = record.clone();
+        out.kms_key_id = Some(new.key_id);
+        out.wrapped_data_key = Some(new.ciphertext);
+        Ok(out)
+    }
+
     /// The cipher suite of a record.
     pub fn suite_of(record: &SseRecord) -> Result<CipherSuite, StoreError> {
         CipherSuite::from_id(record.cipher).map_err(|_| StoreError::DataCorrupt)

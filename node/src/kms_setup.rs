@@ -37,6 +37,9 @@ pub struct KmsStack {
     pub provider: Arc<dyn Kms>,
     /// The same behind the data-key cache.
     pub cached: Arc<dyn Kms>,
+    /// The built-in provider itself, when it is the one: the node attaches its key registry
+    /// once the metadata store is open.
+    pub local: Option<Arc<LocalKms>>,
 }
 
 fn location(p: &KmsProvider) -> String {
@@ -84,8 +87,13 @@ pub async fn build(
         cause: explain(&settings.default_key, &error),
         error,
     };
+    let mut local = None;
     let raw: Arc<dyn Kms> = match &settings.provider {
-        KmsProvider::Local => Arc::new(LocalKms::new(local_root()?, entropy.clone())),
+        KmsProvider::Local => {
+            let l = Arc::new(LocalKms::new(local_root()?, entropy.clone()));
+            local = Some(l.clone());
+            l
+        }
         KmsProvider::Vault(v) => Arc::new(VaultKms::connect(v.clone()).await.map_err(fail)?),
         KmsProvider::Aws(a) => Arc::new(AwsKms::connect(a.clone()).await.map_err(fail)?),
     };
@@ -106,7 +114,11 @@ pub async fn build(
     );
     let cached: Arc<dyn Kms> =
         Arc::new(DataKeyCache::with_defaults(provider.clone()).with_events(metrics));
-    Ok(KmsStack { provider, cached })
+    Ok(KmsStack {
+        provider,
+        cached,
+        local,
+    })
 }
 
 async fn check(kms: &dyn Kms, key_id: &str) -> Result<(), KmsError> {

@@ -53,6 +53,12 @@ fn main() -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Command::Admin { command } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            return Ok(rt.block_on(command.run())?);
+        }
     };
     let cfg = Config::resolve(args)?;
     init_logging(cfg.log_format);

@@ -116,7 +116,7 @@ pub async fn run_with(
     };
     let stack =
         crate::kms_setup::build(&cfg.kms, local_root, entropy.clone(), metrics.clone()).await?;
-    let (provider, kms) = (stack.provider, stack.cached);
+    let (provider, kms, local_kms) = (stack.provider, stack.cached, stack.local);
     let sealer = secrets::Sealer {
         kms: kms.as_ref(),
         key_id: &cfg.kms.default_key,
@@ -150,6 +150,18 @@ pub async fn run_with(
     }
 
     let meta = Arc::new(MetaStore::open(&cfg.data.join("meta"), 1).await?);
+    if let Some(local) = &local_kms {
+        let registry = Arc::new(crate::kms_registry::RaftKeyRegistry::new(meta.clone()));
+        local
+            .attach_registry(registry)
+            .await
+            .map_err(|error| crate::kms_setup::KmsStartError {
+                provider: "local",
+                location: "built in".into(),
+                cause: format!("cannot load the key registry: {error}"),
+                error,
+            })?;
+    }
     let drives = open_drives(&cfg.drives, fs.clone())?;
     let erasure = ErasureConfig::for_drives(drives.len())?;
     tracing::info!(
@@ -180,6 +192,11 @@ pub async fn run_with(
         None => None,
     };
     let observer = Arc::new(Observer::new(metrics.clone(), audit));
+    let rewrap = Arc::new(crate::rewrap::RewrapJobs::new(
+        meta.clone(),
+        key_handle.clone(),
+        clock.clone(),
+    ));
     let service = Arc::new(NodeService {
         meta: meta.clone(),
         keys: key_handle,
@@ -190,7 +207,10 @@ pub async fn run_with(
         entropy,
         metrics: metrics.clone(),
         cipher: options.cipher,
+        rewrap: rewrap.clone(),
     });
+    // Jobs a restart interrupted go on from their checkpoints.
+    tokio::spawn(async move { rewrap.resume_interrupted().await });
 
     let s3_listener = TcpListener::bind(cfg.s3_addr)
         .await

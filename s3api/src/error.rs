@@ -63,6 +63,7 @@ pub fn wire_code(err: &StoreError) -> WireCode {
         StoreError::Unavailable => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
         StoreError::InvalidArgument(_) => (C::InvalidArgument, StatusCode::BAD_REQUEST),
         StoreError::NotImplemented(_) => (C::NotImplemented, StatusCode::NOT_IMPLEMENTED),
+        StoreError::NoSuchJob => (custom_code("NoSuchJob"), StatusCode::NOT_FOUND),
         StoreError::InvalidPartNumber => (
             custom_code("InvalidPartNumber"),
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -193,6 +194,7 @@ mod tests {
                 400,
             ),
             (StoreError::InvalidPartNumber, "InvalidPartNumber", 416),
+            (StoreError::NoSuchJob, "NoSuchJob", 404),
             (
                 StoreError::NotImplemented("x".into()),
                 "NotImplemented",

@@ -326,3 +326,39 @@ async fn admin_kms_routes() {
     assert!(ops.iter().any(|o| o == "admin:KmsRotateKey"), "{ops:?}");
     let _ = &a.backend;
 }
+
+#[tokio::test]
+async fn admin_rewrap_routes() {
+    let a = admin();
+    let r = &a.router;
+    for m in ["GET", "POST"] {
+        assert_eq!(
+            call(r, m, "/api/v1/buckets/b/rewrap", None, "").await.0,
+            401,
+            "{m}"
+        );
+    }
+    let t = Some(TOKEN);
+    for bad in [
+        "not json",
+        r#"{"to_key":"k","extra":1}"#,
+        r#"{"max_per_second":0}"#,
+        r#"{"to_key":""}"#,
+        r#"{"max_per_second":-1}"#,
+    ] {
+        let (s, body) = call(r, "POST", "/api/v1/buckets/b/rewrap", t, bad).await;
+        assert_eq!(s, 400, "{bad:?}: {body}");
+    }
+    // A backend without a job (the in-memory one) says so with a typed 501, never a 500.
+    for (m, body) in [("POST", ""), ("POST", r#"{"to_key":"k1"}"#), ("GET", "")] {
+        let (s, text) = call(r, m, "/api/v1/buckets/b/rewrap", t, body).await;
+        assert_eq!(
+            (s, text.contains("NotImplemented")),
+            (501, true),
+            "{m} {body}: {text}"
+        );
+    }
+    let ops: Vec<String> = a.recorder.take().into_iter().map(|x| x.operation).collect();
+    assert!(ops.iter().any(|o| o == "admin:StartRewrap"), "{ops:?}");
+    assert!(ops.iter().any(|o| o == "admin:GetRewrap"), "{ops:?}");
+}

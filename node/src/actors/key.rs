@@ -56,6 +56,24 @@ pub enum KeyMsg {
         /// Answer.
         reply: RpcReplyPort<Result<Option<u32>, StoreError>>,
     },
+    /// The version new data keys under a KMS key get now (`KeyService::current_version`).
+    CurrentVersion {
+        /// Key id.
+        id: String,
+        /// Answer.
+        reply: RpcReplyPort<Result<Option<u32>, StoreError>>,
+    },
+    /// A record with its data key re-wrapped under another key or version.
+    Rewrap {
+        /// Bucket (part of the KMS context).
+        bucket: String,
+        /// The stored record.
+        record: SseRecord,
+        /// Key to wrap under (its newest version).
+        to_key: String,
+        /// Answer.
+        reply: RpcReplyPort<Result<SseRecord, StoreError>>,
+    },
     /// An admin API request about the KMS (`crate::kms_admin`).
     Admin {
         /// What is asked.
@@ -129,10 +147,34 @@ impl Actor for KeyActor {
             KeyMsg::WrappedVersion { ciphertext, reply } => {
                 let _ = reply.send(Ok(svc.kms().wrapped_key_version(&ciphertext)));
             }
+            KeyMsg::CurrentVersion { id, reply } => {
+                tokio::spawn(async move {
+                    let _ = reply.send(svc.current_version(&id).await);
+                });
+            }
+            KeyMsg::Rewrap {
+                bucket,
+                record,
+                to_key,
+                reply,
+            } => {
+                tokio::spawn(async move {
+                    let _ = reply.send(svc.rewrap(&bucket, &record, &to_key).await);
+                });
+            }
             KeyMsg::Admin { req, reply } => {
                 tokio::spawn(async move {
+                    let rotated = match &req {
+                        KmsAdminRequest::RotateKey(id) => Some(id.clone()),
+                        _ => None,
+                    };
                     let r = crate::kms_admin::run(svc.provider().as_ref(), svc.default_key(), req)
                         .await;
+                    // The rotation went past the cache: new objects must not keep getting
+                    // cached data keys of the old version.
+                    if let (Some(id), Ok(_)) = (rotated, &r) {
+                        svc.kms().forget_generated(&id);
+                    }
                     let _ = reply.send(r);
                 });
             }
@@ -263,6 +305,29 @@ impl KeyHandle {
         let ciphertext = ciphertext.to_vec();
         self.ask(|reply| KeyMsg::WrappedVersion { ciphertext, reply })
             .await
+    }
+
+    /// The version new data keys under `id` get now; `None` when the provider has no versions.
+    pub async fn current_version(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        let id = id.to_string();
+        self.ask(|reply| KeyMsg::CurrentVersion { id, reply }).await
+    }
+
+    /// `record` with its data key re-wrapped under the newest version of `to_key`.
+    pub async fn rewrap(
+        &self,
+        bucket: &str,
+        record: &SseRecord,
+        to_key: &str,
+    ) -> Result<SseRecord, StoreError> {
+        let (bucket, record, to_key) = (bucket.to_string(), record.clone(), to_key.to_string());
+        self.ask(|reply| KeyMsg::Rewrap {
+            bucket,
+            record,
+            to_key,
+            reply,
+        })
+        .await
     }
 
     /// Answers an admin API request about the KMS.

@@ -17,9 +17,9 @@ use coffer_metadata::{BucketEncryptionRecord, MetaStore};
 use coffer_s3api::backend::{
     Backend, BucketEncryption, BucketInfo, ByteStream, CopyObjectRequest, DataCipher,
     GetObjectRequest, GetObjectResult, KmsAdminRequest, ListPage, ListQuery, ObjectInfo,
-    ObjectMeta, PartInfo, PutObjectRequest, PutObjectResult, SseAlgorithm, SseCustomerKey,
-    SseRequest, StoreError, StoreResult, UploadCreated, UploadInfo, UploadPartCopyRequest,
-    WriteCondition,
+    ObjectMeta, PartInfo, PutObjectRequest, PutObjectResult, RewrapAdminRequest, SseAlgorithm,
+    SseCustomerKey, SseRequest, StoreError, StoreResult, UploadCreated, UploadInfo,
+    UploadPartCopyRequest, WriteCondition,
 };
 
 use crate::actors::{DriveActors, KeyHandle};
@@ -41,6 +41,8 @@ pub struct NodeService {
     pub(crate) metrics: Arc<Metrics>,
     /// Makes the sealers and openers of segment streams.
     pub(crate) cipher: Arc<dyn crate::pipeline::CipherFactory>,
+    /// Re-wrap jobs (admin API).
+    pub(crate) rewrap: Arc<crate::rewrap::RewrapJobs>,
 }
 
 impl NodeService {
@@ -292,6 +294,10 @@ impl Backend for NodeService {
 
     async fn admin_kms(&self, req: KmsAdminRequest) -> StoreResult<serde_json::Value> {
         self.keys.admin(req).await
+    }
+
+    async fn admin_rewrap(&self, req: RewrapAdminRequest) -> StoreResult<serde_json::Value> {
+        self.rewrap.admin(req).await
     }
 }
 

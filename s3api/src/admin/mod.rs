@@ -8,10 +8,12 @@
 //!   object or upload is stored (encryption facts and segments, never a secret).
 //! - `GET /api/v1/kms/status`, `GET|POST /api/v1/kms/keys`, `GET /api/v1/kms/keys/{id}`,
 //!   `POST /api/v1/kms/keys/{id}/rotate` — Bearer; see `kms.rs`.
+//! - `POST|GET /api/v1/buckets/{bucket}/rewrap` — Bearer; the re-wrap job, see `rewrap.rs`.
 
 mod encryption;
 mod inspect;
 mod kms;
+mod rewrap;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,6 +80,10 @@ pub fn admin_router<B: Backend>(
             get(encryption::get_encryption::<B>)
                 .put(encryption::put_encryption::<B>)
                 .delete(encryption::delete_encryption::<B>),
+        )
+        .route(
+            "/api/v1/buckets/{bucket}/rewrap",
+            get(rewrap::status::<B>).post(rewrap::start::<B>),
         )
         .route(
             "/api/v1/buckets/{bucket}/objects/{*key}",
@@ -192,6 +198,8 @@ fn classify(method: &Method, path: &str) -> (&'static str, Option<String>) {
         ("encryption", "GET") => "admin:GetBucketEncryption",
         ("encryption", "PUT") => "admin:PutBucketEncryption",
         ("encryption", "DELETE") => "admin:DeleteBucketEncryption",
+        ("rewrap", "POST") => "admin:StartRewrap",
+        ("rewrap", "GET") => "admin:GetRewrap",
         (t, "GET") if t.starts_with("objects/") => "admin:InspectObject",
         (t, "GET") if t.starts_with("uploads/") => "admin:InspectUpload",
         _ => return ("admin:Unknown", None),

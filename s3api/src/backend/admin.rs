@@ -14,3 +14,23 @@ pub enum KmsAdminRequest {
     /// Add a new key version; new data keys use it, old ones stay readable.
     RotateKey(String),
 }
+
+/// What the admin API asks of the re-wrap job (`/api/v1/buckets/{bucket}/rewrap`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RewrapAdminRequest {
+    /// Start a job for `bucket`, or resume its interrupted or failed one from its checkpoint;
+    /// a running job with the same target is returned as it is.
+    Start {
+        /// Bucket.
+        bucket: String,
+        /// Move SSE-KMS objects to this key; `None`: each object's own key, newest version.
+        to_key: Option<String>,
+        /// Throttle, objects per second (protects a rate-limited KMS); `None`: as fast as it goes.
+        max_per_second: Option<u32>,
+    },
+    /// The bucket's current or last job.
+    Status {
+        /// Bucket.
+        bucket: String,
+    },
+}

@@ -114,6 +114,9 @@ pub enum StoreError {
     /// KMS provider that cannot rotate keys).
     #[error("{0}")]
     NotImplemented(String),
+    /// The bucket has no re-wrap job (admin API).
+    #[error("no re-wrap job has run on this bucket")]
+    NoSuchJob,
     /// A partNumber read named a part the object does not have.
     #[error("the requested partnumber is not satisfiable")]
     InvalidPartNumber,

@@ -120,4 +120,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Admin view of an upload in progress and its parts; never a secret.
     async fn admin_upload(&self, bucket: &str, upload_id: &str) -> StoreResult<serde_json::Value>;
+
+    /// The re-wrap job (start, resume, status) as JSON; backends without one answer 501.
+    async fn admin_rewrap(&self, req: RewrapAdminRequest) -> StoreResult<serde_json::Value> {
+        let _ = req;
+        Err(StoreError::NotImplemented(
+            "this backend has no re-wrap job".into(),
+        ))
+    }
 }
