@@ -84,7 +84,13 @@ async fn frame_limits_are_enforced_on_both_sides() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, TransportError::FrameTooLarge { max: 1024, .. }),
+        matches!(
+            err,
+            TransportError::FrameTooLarge {
+                len: 4096,
+                max: 1024
+            }
+        ),
         "{err}"
     );
     assert_eq!(echo.calls(), 0);

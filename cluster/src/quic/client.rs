@@ -116,18 +116,27 @@ impl QuicTransport {
     }
 
     /// A live connection to `node`: the cached one, or a new one.
+    ///
+    /// The handshake runs in its own task, which holds the peer's slot: a caller whose deadline
+    /// passes (openraft gives heartbeats one heartbeat interval) abandons only its wait, not the
+    /// handshake, so a slow first connect still completes and serves the next call.
     async fn connection(&self, node: NodeId) -> Result<Connection, TransportError> {
-        let slot = self.slot(node);
-        let mut guard = slot.lock().await;
+        let mut guard = self.slot(node).lock_owned().await;
         if let Some(c) = guard.as_ref() {
             if c.close_reason().is_none() {
                 return Ok(c.clone());
             }
         }
         *guard = None;
-        let conn = self.connect(node).await?;
-        *guard = Some(conn.clone());
-        Ok(conn)
+        let this = self.clone();
+        let handshake = tokio::spawn(async move {
+            let conn = this.connect(node).await?;
+            *guard = Some(conn.clone());
+            Ok(conn)
+        });
+        handshake
+            .await
+            .map_err(|e| unreachable(node, format!("connect task: {e}")))?
     }
 
     /// Forgets `conn` as the connection to `node` if it still is.
@@ -179,6 +188,7 @@ impl QuicTransport {
         let max = self.inner.max_frame;
         // Refuse an oversized or malformed request before touching the network.
         frame::request_header(channel, payload.len(), max).map_err(|e| frame_err(node, e))?;
+        let len = payload.len() as u64;
         let mut attempt = 0;
         let (conn, mut send, mut recv) = loop {
             let conn = self.connection(node).await?;
@@ -215,8 +225,9 @@ impl QuicTransport {
                 node,
                 channel: channel.to_owned(),
             }),
+            // The server's limit is its reply body.
             Status::TooLarge => Err(TransportError::FrameTooLarge {
-                len: 0,
+                len,
                 max: String::from_utf8_lossy(&body).parse().unwrap_or(0),
             }),
             Status::BadRequest => Err(network(node, String::from_utf8_lossy(&body))),
