@@ -206,6 +206,29 @@ async fn three_nodes_over_quic_forward_read_fail_over_and_catch_up() {
         3
     );
 
+    // A node with a valid certificate that is not a member cannot propose or read.
+    let outsider = QuicNode::bind(QuicConfig::new(any_port(), ca.tls(9))).unwrap();
+    let t = outsider.transport();
+    t.set_peer(leader, addr!(leader as usize - 1).to_string());
+    let cmd = coffer_metadata::Command::CreateBucket {
+        name: "intruder".into(),
+        created_ms: 1,
+    };
+    let body = bytes::Bytes::from(serde_json::to_vec(&cmd).unwrap());
+    let err = t
+        .call(leader, coffer_metadata::FORWARD_CHANNEL, body)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, coffer_cluster::TransportError::Remote { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        m!(leader as usize - 1).get_bucket("intruder").await,
+        Ok(None)
+    );
+    outsider.shutdown().await;
+
     // Shrink: node 3 leaves the group entirely (a voter first demoted, then removed).
     let lead = m!(leader as usize - 1);
     if leader == 3 {
