@@ -6,6 +6,8 @@
 //! - Node / self-signed: `<name>.pem` (certificate, followed by the CA certificate for node
 //!   certificates, so that the file is a full chain) and `<name>.key` (private key). The
 //!   `<name>.pem` + `<name>.key` pairing is what `--tls-dir` loads.
+//! - A node certificate issued with a node id also names it in a `coffer://node/<id>` URI SAN
+//!   (see [`crate::identity`]); the QUIC transport requires it.
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -19,6 +21,8 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
+
+use crate::identity::{node_id_uri, NodeId};
 
 /// File name of the CA certificate in a CA directory.
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -181,11 +185,13 @@ fn leaf_params(name: &str, dns: &[String], ips: &[IpAddr]) -> Result<Certificate
 }
 
 /// Issues a node certificate (server and client auth) for `dns`/`ips`, signed by the CA given
-/// as PEM. The returned certificate PEM is the leaf followed by the CA certificate.
+/// as PEM, carrying `node_id` as a `coffer://node/<id>` SAN when given. The returned
+/// certificate PEM is the leaf followed by the CA certificate.
 pub fn issue_node(
     ca_cert_pem: &str,
     ca_key_pem: &str,
     name: &str,
+    node_id: Option<NodeId>,
     dns: &[String],
     ips: &[IpAddr],
 ) -> Result<Issued, CertError> {
@@ -195,6 +201,10 @@ pub fn issue_node(
     // key; only those (not its signature) go into the node certificate.
     let ca = ca_params.self_signed(&ca_key)?;
     let mut params = leaf_params(name, dns, ips)?;
+    if let Some(id) = node_id {
+        let uri = rcgen::Ia5String::try_from(node_id_uri(id))?;
+        params.subject_alt_names.push(SanType::URI(uri));
+    }
     params.use_authority_key_identifier_extension = true;
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &ca, &ca_key)?;
@@ -273,10 +283,11 @@ pub fn write_ca(out: &Path, force: bool) -> Result<Written, CertError> {
 }
 
 /// `coffer certs node`: a node certificate signed by the CA in `ca_dir`, written to `out` as
-/// `<name>.pem` (chain) and `<name>.key`.
+/// `<name>.pem` (chain) and `<name>.key`; with `node_id`, usable for the cluster transport.
 pub fn write_node(
     ca_dir: &Path,
     name: &str,
+    node_id: Option<NodeId>,
     dns: &[String],
     ips: &[IpAddr],
     out: &Path,
@@ -288,7 +299,7 @@ pub fn write_node(
     let ca_cert = std::fs::read_to_string(&ca_cert_path).map_err(io_err(&ca_cert_path))?;
     let ca_key =
         Zeroizing::new(std::fs::read_to_string(&ca_key_path).map_err(io_err(&ca_key_path))?);
-    let issued = issue_node(&ca_cert, &ca_key, name, dns, ips)?;
+    let issued = issue_node(&ca_cert, &ca_key, name, node_id, dns, ips)?;
     write_pair(
         out,
         &format!("{name}.pem"),
@@ -413,7 +424,7 @@ mod tests {
             "s3.coffer.test".to_string(),
         ];
         let ips: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap()];
-        let w = write_node(&ca_dir, "node1", &dns, &ips, &out, false).unwrap();
+        let w = write_node(&ca_dir, "node1", Some(1), &dns, &ips, &out, false).unwrap();
         assert_eq!(w.cert, out.join("node1.pem"));
         assert_eq!(w.key, out.join("node1.key"));
         assert_eq!(mode(&w.key), 0o600);
@@ -448,6 +459,42 @@ mod tests {
         let ee = webpki::EndEntityCert::try_from(&chain[0]).unwrap();
         let subject = ee.subject();
         assert!(subject.windows(5).any(|w| w == b"node1"));
+        // The node id is in the certificate.
+        assert_eq!(crate::identity::node_id_of_cert(&chain[0]), Ok(1));
+    }
+
+    #[test]
+    fn node_cert_without_id_has_none() {
+        let ca = new_ca("t").unwrap();
+        let plain = issue_node(
+            &ca.cert_pem,
+            &ca.key_pem,
+            "n",
+            None,
+            &["a.test".into()],
+            &[],
+        )
+        .unwrap();
+        let with = issue_node(
+            &ca.cert_pem,
+            &ca.key_pem,
+            "n",
+            Some(42),
+            &["a.test".into()],
+            &[],
+        )
+        .unwrap();
+        use crate::identity::{node_id_of_cert, CertIdError};
+        assert_eq!(
+            node_id_of_cert(&certs_of(&plain.cert_pem)[0]),
+            Err(CertIdError::Missing)
+        );
+        assert_eq!(node_id_of_cert(&certs_of(&with.cert_pem)[0]), Ok(42));
+        // The CA itself names no node.
+        assert_eq!(
+            node_id_of_cert(&certs_of(&ca.cert_pem)[0]),
+            Err(CertIdError::Missing)
+        );
     }
 
     #[test]
@@ -499,6 +546,7 @@ mod tests {
         let err = write_node(
             &dir.path().join("nope"),
             "n",
+            None,
             &["a.test".into()],
             &[],
             dir.path(),

@@ -3,15 +3,19 @@
 //! multipart uploads). See `docs/metadata.md` for the persisted layout and durability points.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod codec;
 mod command;
 mod error;
+mod forward;
 mod keys;
 mod log_store;
+mod membership;
 mod network;
 mod reads;
 mod records;
+mod remote;
 mod snapshot;
 mod state_machine;
 mod store;
@@ -26,10 +30,11 @@ pub use network::{
     serve_rpc, NetworkFactory, NoPeersTransport, PeerClient, RaftRpc, RaftRpcReply, RaftTransport,
     TransportError,
 };
+pub use remote::{ClusterRaftTransport, FORWARD_CHANNEL, RAFT_CHANNEL, READ_INDEX_CHANNEL};
 pub use store::{MetaOptions, MetaStore};
 pub use types::{
-    manifest_digest, BucketEncryptionRecord, BucketRecord, CompleteOutcome, MetaStatus,
-    ObjectPrecondition, ObjectRecord, PartRecord, UploadRecord,
+    manifest_digest, BucketEncryptionRecord, BucketRecord, CompleteOutcome, MemberStatus,
+    MetaStatus, ObjectPrecondition, ObjectRecord, PartRecord, UploadRecord,
 };
 
 /// The async runtime openraft runs on. The only place it is named: the simulation swaps in a

@@ -8,6 +8,8 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
@@ -28,18 +30,37 @@ pub(crate) struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     state: sled::Tree,
+    /// The last committed index + 1 (0: none), for `MetaStore::status`; openraft reports the
+    /// commit point only through `save_committed`, on leaders and followers alike.
+    committed: Arc<AtomicU64>,
     _guard: OpenGuard,
 }
 
 impl LogStore {
     /// Opens (or creates) the log trees in `db`.
     pub(crate) fn open(db: &sled::Db, guard: OpenGuard) -> Result<Self, StoreError> {
-        Ok(Self {
+        let store = Self {
             db: db.clone(),
             log: db.open_tree("raft_log")?,
             state: db.open_tree("raft_state")?,
+            committed: Arc::default(),
             _guard: guard,
-        })
+        };
+        let committed = store
+            .read_state::<Option<LogId<NodeId>>>(COMMITTED)?
+            .flatten();
+        store.note_committed(committed.as_ref());
+        Ok(store)
+    }
+
+    /// The shared commit-index cell (see the field).
+    pub(crate) fn committed_cell(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.committed)
+    }
+
+    fn note_committed(&self, committed: Option<&LogId<NodeId>>) {
+        let v = committed.map_or(0, |l| l.index.saturating_add(1));
+        self.committed.fetch_max(v, Ordering::Relaxed);
     }
 
     fn read_state<T: serde::de::DeserializeOwned>(
@@ -151,6 +172,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.state
             .insert(COMMITTED, bytes)
             .map_err(|e| write_logs_err(e.into()))?;
+        self.note_committed(committed.as_ref());
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! `MetaStore`'s linearizable reads.
 //!
-//! Each read first calls `ensure_linearizable` (read-index: the leader confirms it still leads
-//! and waits until it has applied up to its commit index), then reads the local sled state tree.
+//! Each read first passes the read barrier (`forward.rs`: read-index on the leader, or from the
+//! leader on a follower, then waits until this node applied that index), then reads the local
+//! sled state tree.
 //! A read is not a snapshot of the tree: one that runs while later entries apply may see some of
 //! them, including part of one multi-key entry (say, a completed upload's object while its upload
 //! record still exists). Every single key is always a whole record.
@@ -19,16 +20,6 @@ use crate::types::{BucketRecord, ObjectRecord, PartRecord, UploadRecord};
 use crate::{Node, NodeId};
 
 impl MetaStore {
-    /// Waits until this node may serve a read that reflects every write acknowledged before it.
-    pub(crate) async fn read_barrier(&self) -> Result<(), MetaError> {
-        self.inner
-            .raft
-            .ensure_linearizable()
-            .await
-            .map_err(read_err)?;
-        Ok(())
-    }
-
     fn bucket_exists(&self, name: &str) -> Result<bool, MetaError> {
         self.inner
             .state
@@ -200,7 +191,7 @@ impl MetaStore {
     }
 }
 
-fn read_err(e: RaftError<NodeId, CheckIsLeaderError<NodeId, Node>>) -> MetaError {
+pub(crate) fn read_err(e: RaftError<NodeId, CheckIsLeaderError<NodeId, Node>>) -> MetaError {
     match e {
         RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => MetaError::NotLeader {
             leader: f.leader_id,

@@ -1,13 +1,15 @@
 //! `MetaStore`: the typed metadata API the node uses.
 //!
 //! Writes are Raft `client_write`s of a [`Command`]; the state machine decides the outcome and it
-//! comes back in the [`Response`]. Reads first do `ensure_linearizable` (read-index on the leader)
-//! and then read the local sled state tree directly: once that returns, every write acknowledged
-//! before the read began has been applied here.
+//! comes back in the [`Response`]. Reads first pass a read barrier (read-index on the leader, or
+//! from the leader on a follower: see `forward.rs`) and then read the local sled state tree
+//! directly: once that returns, every write acknowledged before the read began has been applied
+//! here. With a peer transport (`MetaOptions::over`), followers forward writes to the leader.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +20,11 @@ use crate::command::{Command, Response};
 use crate::error::MetaError;
 use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, NoPeersTransport, RaftTransport};
+use crate::remote::ClusterRaftTransport;
 use crate::state_machine::StateMachineStore;
 use crate::types::{
-    BucketEncryptionRecord, CompleteOutcome, MetaStatus, ObjectPrecondition, ObjectRecord,
-    PartRecord, UploadRecord,
+    BucketEncryptionRecord, CompleteOutcome, ObjectPrecondition, ObjectRecord, PartRecord,
+    UploadRecord,
 };
 use crate::{MetaRaft, Node, NodeId};
 
@@ -39,9 +42,38 @@ pub struct MetaOptions {
     /// How long `open` waits to become leader with everything applied.
     pub ready_timeout: Duration,
     /// If the store is fresh, initialize a one-voter cluster of this node, and in any case wait
-    /// until this node leads. `false` for a node that joins an existing cluster (a leader adds
-    /// it with `raft().add_learner` / `change_membership`); `open` then returns once Raft runs.
+    /// until this node leads. `false` for a node that joins an existing cluster (the leader
+    /// adds it with [`MetaStore::add_learner`] and [`MetaStore::promote`]) or that restarts as a
+    /// member of one; `open` then returns once Raft runs.
     pub bootstrap: bool,
+    /// Carries writes a follower forwards to the leader and its read-index requests; `None`:
+    /// a follower answers `NotLeader` instead.
+    pub peers: Option<Arc<dyn coffer_cluster::Transport>>,
+    /// Bound on one forwarded write or remote read barrier, retries across a leader change
+    /// included.
+    pub forward_timeout: Duration,
+    /// Leader heartbeat period (also the deadline openraft gives each AppendEntries).
+    pub heartbeat_interval: Duration,
+    /// A follower that hears no leader for a random time in this range starts an election.
+    pub election_timeout: (Duration, Duration),
+}
+
+impl MetaOptions {
+    /// Options for a node of a multi-node cluster: Raft, forwarded writes and read indexes all
+    /// over `transport` (see `remote.rs` for the channels). Bootstrapping stays on; clear it
+    /// for nodes that join.
+    ///
+    /// Timings are wider than openraft's in-process defaults: a heartbeat must survive a TLS
+    /// handshake on a busy machine, and an election should not start on one late heartbeat.
+    pub fn over(transport: Arc<dyn coffer_cluster::Transport>) -> Self {
+        Self {
+            transport: Arc::new(ClusterRaftTransport::new(Arc::clone(&transport))),
+            peers: Some(transport),
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(500), Duration::from_millis(1000)),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for MetaOptions {
@@ -53,6 +85,11 @@ impl Default for MetaOptions {
             keep_logs_after_snapshot: 1_000,
             ready_timeout: Duration::from_secs(10),
             bootstrap: true,
+            peers: None,
+            forward_timeout: Duration::from_secs(10),
+            // openraft's defaults.
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
         }
     }
 }
@@ -65,6 +102,10 @@ impl fmt::Debug for MetaOptions {
             .field("keep_logs_after_snapshot", &self.keep_logs_after_snapshot)
             .field("ready_timeout", &self.ready_timeout)
             .field("bootstrap", &self.bootstrap)
+            .field("forwarding", &self.peers.is_some())
+            .field("forward_timeout", &self.forward_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("election_timeout", &self.election_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +122,11 @@ pub(crate) struct Inner {
     pub(crate) db: sled::Db,
     pub(crate) state: sled::Tree,
     pub(crate) ready_timeout: Duration,
+    /// Forwarding to the leader (see `forward.rs`).
+    pub(crate) peers: Option<Arc<dyn coffer_cluster::Transport>>,
+    pub(crate) forward_timeout: Duration,
+    /// The commit index + 1 (0: none), kept by the log store.
+    pub(crate) committed: Arc<AtomicU64>,
     /// Closes when openraft has dropped every storage object (see `OpenGuard`).
     pub(crate) storage_closed: tokio::sync::watch::Receiver<()>,
 }
@@ -115,6 +161,7 @@ impl MetaStore {
         let (closed_tx, storage_closed) = tokio::sync::watch::channel(());
         let guard = Arc::new(closed_tx);
         let log_store = LogStore::open(&db, Arc::clone(&guard))?;
+        let committed = log_store.committed_cell();
         let state_machine = StateMachineStore::open(&db, Arc::clone(&guard))?;
         drop(guard);
         let state = db.open_tree("state").map_err(sled_err)?;
@@ -123,6 +170,9 @@ impl MetaStore {
             cluster_name: "coffer-meta".to_owned(),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
             max_in_snapshot_log_to_keep: options.keep_logs_after_snapshot,
+            heartbeat_interval: millis(options.heartbeat_interval),
+            election_timeout_min: millis(options.election_timeout.0),
+            election_timeout_max: millis(options.election_timeout.1),
             ..Config::default()
         }
         .validate()
@@ -139,6 +189,9 @@ impl MetaStore {
                 db,
                 state,
                 ready_timeout: options.ready_timeout,
+                peers: options.peers.clone(),
+                forward_timeout: options.forward_timeout,
+                committed,
                 storage_closed,
             }),
         };
@@ -197,21 +250,6 @@ impl MetaStore {
         Ok(())
     }
 
-    /// A health summary from Raft's metrics (no I/O, never blocks).
-    pub fn status(&self) -> MetaStatus {
-        let m = self.inner.raft.metrics().borrow().clone();
-        MetaStatus {
-            node_id: self.inner.node_id,
-            is_leader: m.current_leader == Some(self.inner.node_id),
-            current_leader: m.current_leader,
-            current_term: m.current_term,
-            last_applied: m.last_applied.index(),
-            last_log_index: m.last_log_index,
-            snapshot_index: m.snapshot.index(),
-            purged_index: m.purged.index(),
-        }
-    }
-
     /// Builds a snapshot of everything applied so far, purges the log it covers, and returns the
     /// snapshot's last index. An operations and test hook; snapshots also happen by policy.
     pub async fn snapshot_now(&self) -> Result<Option<u64>, MetaError> {
@@ -241,15 +279,6 @@ impl MetaStore {
     }
 
     // ---- writes ----
-
-    /// Proposes `cmd` and returns the state machine's response; a rejection becomes its error.
-    pub(crate) async fn propose(&self, cmd: Command) -> Result<Response, MetaError> {
-        let resp = self.inner.raft.client_write(cmd).await.map_err(write_err)?;
-        match resp.data {
-            Response::Rejected(e) => Err(e.into()),
-            other => Ok(other),
-        }
-    }
 
     /// Creates an empty bucket; `BucketExists` if the name is taken.
     pub async fn create_bucket(&self, name: &str, created_ms: i64) -> Result<(), MetaError> {
@@ -405,6 +434,10 @@ impl MetaStore {
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub(crate) fn expect_done(resp: Response, command: &'static str) -> Result<(), MetaError> {
     match resp {
         Response::Done => Ok(()),
@@ -419,7 +452,7 @@ pub(crate) fn fatal(e: Fatal<NodeId>) -> MetaError {
     }
 }
 
-fn write_err(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> MetaError {
+pub(crate) fn write_err(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> MetaError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => MetaError::NotLeader {
             leader: f.leader_id,

@@ -150,10 +150,30 @@ pub struct MetaStatus {
     pub last_applied: Option<u64>,
     /// Index of the last log entry in the local log.
     pub last_log_index: Option<u64>,
+    /// Index of the last entry this node knows to be committed.
+    pub committed_index: Option<u64>,
     /// Index up to which the last snapshot covers the log.
     pub snapshot_index: Option<u64>,
     /// Index up to which log entries have been purged.
     pub purged_index: Option<u64>,
+    /// Every node in the membership this node has applied, by id.
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member of the metadata group as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Raft node id.
+    pub id: u64,
+    /// Its cluster address, as recorded in the membership.
+    pub addr: String,
+    /// A voter (else a learner).
+    pub voter: bool,
+    /// On the leader: the last log index known replicated to it (`None`: nothing yet, or this
+    /// node is not the leader).
+    pub matched_index: Option<u64>,
+    /// On the leader: how many entries it is behind the leader's log (`None` off the leader).
+    pub lag: Option<u64>,
 }
 
 /// Serde helper: opaque bytes as base64 text, because JSON arrays of numbers are ~4x larger.

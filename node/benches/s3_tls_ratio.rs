@@ -45,6 +45,7 @@ fn make_certs(dir: &Path) -> Certs {
     let node = certs::write_node(
         &dir.join("ca"),
         "node1",
+        Some(1),
         &["localhost".into()],
         &[[127, 0, 0, 1].into()],
         &dir.join("tls"),

@@ -66,6 +66,10 @@ pub enum CertsCommand {
         /// Node name: the certificate's common name and the file names.
         #[arg(long, value_name = "NAME")]
         name: String,
+        /// Raft node id, written as the SAN `coffer://node/N`; the cluster transport takes a
+        /// peer's id from it and refuses node certificates without one.
+        #[arg(long, value_name = "N")]
+        node_id: Option<u64>,
         /// DNS names (SANs), repeatable or comma-separated.
         #[arg(long, value_name = "NAME", value_delimiter = ',')]
         dns: Vec<String>,
@@ -108,11 +112,12 @@ impl CertsCommand {
             CertsCommand::Node {
                 ca,
                 name,
+                node_id,
                 dns,
                 ip,
                 out,
                 force,
-            } => certs::write_node(ca, name, dns, ip, out, *force),
+            } => certs::write_node(ca, name, *node_id, dns, ip, out, *force),
             CertsCommand::SelfSigned {
                 dns,
                 ip,

@@ -435,3 +435,33 @@ fn certs_cli_refuses_to_overwrite_and_keys_are_private() {
     assert!(ok, "{text}");
     assert_ne!(std::fs::read(out.join("server.key")).unwrap(), before);
 }
+
+#[test]
+fn certs_cli_writes_the_node_id_into_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    make_ca(&ca);
+    let out = dir.path().join("tls");
+    let (ok, text) = coffer_certs(&[
+        "node",
+        "--ca",
+        &ca.display().to_string(),
+        "--name",
+        "node3",
+        "--node-id",
+        "3",
+        "--dns",
+        "node3.test",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(ok, "{text}");
+    let leaf = pem_certs(&out.join("node3.pem"))[0].clone();
+    assert_eq!(coffer_cluster::node_id_of_cert(&leaf), Ok(3));
+    // Without the flag: a valid certificate for HTTPS that names no node.
+    let plain = make_node_cert(&ca, "web", "web.test", &out).0;
+    assert_eq!(
+        coffer_cluster::node_id_of_cert(&pem_certs(&plain)[0]),
+        Err(coffer_cluster::CertIdError::Missing)
+    );
+}

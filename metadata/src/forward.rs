@@ -1,0 +1,231 @@
+//! Any node serves metadata: a follower forwards writes to the leader and asks it for a read
+//! index before a linearizable read.
+//!
+//! Writes: the follower sends the JSON [`Command`] on `meta-write`; the leader proposes it and
+//! answers with the state machine's [`Response`]. A refusal that proves the write was not
+//! proposed (the receiver is not the leader, is stopping, or cannot be reached) is retried
+//! against the new leader with backoff, bounded by `MetaOptions::forward_timeout`. A timeout or
+//! a connection lost mid-call is not retried: the write may have committed, and a blind retry
+//! could apply it twice (exactly-once needs request ids in the state machine; next step).
+//!
+//! Reads: the read-index protocol (Raft thesis §6.4). The follower asks the leader on
+//! `meta-read-index`; the leader confirms its leadership with a heartbeat round
+//! (`get_read_log_id`) and returns the index a read must see; the follower waits until its
+//! own state machine has applied that index, then reads locally. Idempotent, so every failure
+//! is retried within the bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use coffer_cluster::{Transport, TransportError as Wire};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use tokio::time::Instant;
+
+use crate::command::{Command, Response};
+use crate::error::MetaError;
+use crate::reads::read_err;
+use crate::remote::{ForwardReply, ReadIndexReply, FORWARD_CHANNEL, READ_INDEX_CHANNEL};
+use crate::store::{write_err, MetaStore};
+use crate::NodeId;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest single forwarded call; the whole operation is bounded by `forward_timeout`.
+const CALL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What one attempt against a presumed leader tells the retry loop.
+enum Step<T> {
+    Done(T),
+    /// Try again, at this leader if known.
+    Retry(Option<NodeId>),
+}
+
+impl MetaStore {
+    /// Proposes `cmd` (forwarded to the leader when this node does not lead and a peer
+    /// transport is configured) and returns the state machine's response; a rejection becomes
+    /// its error.
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<Response, MetaError> {
+        let resp = match &self.inner.peers {
+            None => {
+                self.inner
+                    .raft
+                    .client_write(cmd)
+                    .await
+                    .map_err(write_err)?
+                    .data
+            }
+            Some(peers) => match self.inner.raft.client_write(cmd.clone()).await {
+                Ok(r) => r.data,
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    self.forward_write(peers, cmd, f.leader_id).await?
+                }
+                Err(e) => return Err(write_err(e)),
+            },
+        };
+        match resp {
+            Response::Rejected(e) => Err(e.into()),
+            other => Ok(other),
+        }
+    }
+
+    /// Waits until this node may serve a read that reflects every write acknowledged before
+    /// it: locally on the leader, by read index from the leader on a follower.
+    pub(crate) async fn read_barrier(&self) -> Result<(), MetaError> {
+        let hint = match self.inner.raft.ensure_linearizable().await {
+            Ok(_) => return Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))
+                if self.inner.peers.is_some() =>
+            {
+                f.leader_id
+            }
+            Err(e) => return Err(read_err(e)),
+        };
+        let deadline = Instant::now() + self.inner.forward_timeout;
+        let index = self.remote_read_index(hint, deadline).await?;
+        let Some(index) = index else {
+            return Ok(());
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.inner
+            .raft
+            .wait(Some(left))
+            .applied_index_at_least(Some(index), "read index applied")
+            .await
+            .map_err(|e| MetaError::Unavailable(format!("catching up to read index: {e}")))?;
+        Ok(())
+    }
+
+    /// Tells the transport where `leader` is, from the membership.
+    fn learn_address(&self, peers: &Arc<dyn Transport>, leader: NodeId) {
+        let m = self.inner.raft.metrics().borrow().membership_config.clone();
+        if let Some(node) = m.membership().get_node(&leader) {
+            peers.learn_peer(leader, &node.addr);
+        }
+    }
+
+    /// Runs `attempt` against the presumed leader until it is done or the deadline passes.
+    async fn with_leader<T, F, Fut>(
+        &self,
+        mut leader: Option<NodeId>,
+        deadline: Instant,
+        what: &str,
+        mut attempt: F,
+    ) -> Result<T, MetaError>
+    where
+        F: FnMut(NodeId, Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<Step<T>, MetaError>>,
+    {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(MetaError::Unavailable(format!(
+                    "{what}: no leader answered"
+                )));
+            }
+            let target = leader.or_else(|| self.inner.raft.metrics().borrow().current_leader);
+            if let Some(target) = target {
+                let left = (deadline - now).min(CALL_DEADLINE);
+                match attempt(target, left).await? {
+                    Step::Done(v) => return Ok(v),
+                    Step::Retry(next) => leader = next.filter(|n| *n != target),
+                }
+            }
+            tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())))
+                .await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn forward_write(
+        &self,
+        peers: &Arc<dyn Transport>,
+        cmd: Command,
+        hint: Option<NodeId>,
+    ) -> Result<Response, MetaError> {
+        let body =
+            Bytes::from(serde_json::to_vec(&cmd).map_err(|e| MetaError::Codec(e.to_string()))?);
+        let deadline = Instant::now() + self.inner.forward_timeout;
+        let me = self.inner.node_id;
+        self.with_leader(hint, deadline, "forwarded write", |target, left| {
+            let (cmd, body) = (cmd.clone(), body.clone());
+            async move {
+                if target == me {
+                    // Leadership moved here meanwhile.
+                    return match self.inner.raft.client_write(cmd).await {
+                        Ok(r) => Ok(Step::Done(r.data)),
+                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                            Ok(Step::Retry(f.leader_id))
+                        }
+                        Err(e) => Err(write_err(e)),
+                    };
+                }
+                self.learn_address(peers, target);
+                match peers
+                    .call_with_deadline(target, FORWARD_CHANNEL, body, left)
+                    .await
+                {
+                    Ok(bytes) => match decode::<ForwardReply>(&bytes)? {
+                        ForwardReply::Applied(r) => Ok(Step::Done(r)),
+                        ForwardReply::NotLeader(l) => Ok(Step::Retry(l)),
+                        ForwardReply::Unavailable(_) => Ok(Step::Retry(None)),
+                    },
+                    // Not delivered, or refused before proposing: safe to try again.
+                    Err(
+                        Wire::Unreachable { .. }
+                        | Wire::UnknownChannel { .. }
+                        | Wire::Remote { .. },
+                    ) => Ok(Step::Retry(None)),
+                    Err(e) => Err(MetaError::Unavailable(format!(
+                        "write forwarded to node {target}, outcome unknown: {e}"
+                    ))),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn remote_read_index(
+        &self,
+        hint: Option<NodeId>,
+        deadline: Instant,
+    ) -> Result<Option<u64>, MetaError> {
+        let Some(peers) = self.inner.peers.clone() else {
+            return Err(MetaError::NotLeader { leader: hint });
+        };
+        let me = self.inner.node_id;
+        self.with_leader(hint, deadline, "read index", |target, left| {
+            let peers = Arc::clone(&peers);
+            async move {
+                if target == me {
+                    return match self.inner.raft.ensure_linearizable().await {
+                        Ok(_) => Ok(Step::Done(None)),
+                        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                            Ok(Step::Retry(f.leader_id))
+                        }
+                        Err(_) => Ok(Step::Retry(None)),
+                    };
+                }
+                self.learn_address(&peers, target);
+                match peers
+                    .call_with_deadline(target, READ_INDEX_CHANNEL, Bytes::new(), left)
+                    .await
+                {
+                    Ok(bytes) => match decode::<ReadIndexReply>(&bytes)? {
+                        ReadIndexReply::Index(i) => Ok(Step::Done(i)),
+                        ReadIndexReply::NotLeader(l) => Ok(Step::Retry(l)),
+                        ReadIndexReply::Unavailable(_) => Ok(Step::Retry(None)),
+                    },
+                    Err(Wire::Closed) => Err(MetaError::Unavailable("transport closed".into())),
+                    Err(_) => Ok(Step::Retry(None)),
+                }
+            }
+        })
+        .await
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> {
+    serde_json::from_slice(bytes).map_err(|e| MetaError::Codec(e.to_string()))
+}
