@@ -9,9 +9,9 @@
 //! - p50 / p99 of the time `seal` and `open` take (the latency the KMS path adds to a 4 KiB PUT
 //!   or GET; target < 1 ms), for SSE-S3 and for SSE-KMS with a bucket key.
 //!
-//! `cargo bench -p coffer-node --bench kms_overhead` (needs `bao` and `moto_server` on PATH or in
-//! COFFER_BAO_BIN / COFFER_MOTO_BIN, as scripts/test.sh installs them; a missing one is skipped
-//! with a line saying so).
+//! `cargo bench -p coffer-node --bench kms_overhead` (needs `bao` and `moto_server` in .venv, as
+//! scripts/test.sh installs them, or in COFFER_BAO_BIN / COFFER_MOTO_BIN; with
+//! COFFER_SKIP_KMS_SERVERS=1 a missing one is skipped with a line saying so).
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
