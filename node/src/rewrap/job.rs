@@ -38,6 +38,10 @@ type MemoKey = (String, Vec<u8>, Option<BTreeMap<String, String>>, String);
 pub(crate) struct Run {
     shared: Arc<Shared>,
     live: Arc<Mutex<RewrapJob>>,
+    // Fixed for the run (copied out of the record so the per-object path does not clone it).
+    bucket: String,
+    to_key: Option<String>,
+    max_per_second: Option<u32>,
     /// The record as last written to Raft (compare-and-set base).
     stored: String,
     versions: HashMap<String, Option<u32>>,
@@ -50,9 +54,16 @@ pub(crate) struct Run {
 
 impl Run {
     pub(crate) fn new(shared: Arc<Shared>, live: Arc<Mutex<RewrapJob>>, stored: String) -> Self {
+        let job = live
+            .lock()
+            .map(|j| j.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
         Self {
             shared,
             live,
+            bucket: job.bucket,
+            to_key: job.to_key,
+            max_per_second: job.max_per_second,
             stored,
             versions: HashMap::new(),
             memo: HashMap::new(),
@@ -87,11 +98,11 @@ impl Run {
                 });
             }
             Err(Stop::Superseded) => {
-                tracing::info!(bucket = %self.snapshot().bucket, "re-wrap run superseded by another");
+                tracing::info!(bucket = %self.bucket, "re-wrap run superseded by another");
                 return;
             }
             Err(Stop::Failed(e)) => {
-                tracing::warn!(bucket = %self.snapshot().bucket, error = %e, "re-wrap job failed");
+                tracing::warn!(bucket = %self.bucket, error = %e, "re-wrap job failed");
                 self.update(|j| {
                     j.state = JobState::Failed;
                     j.finished_ms = Some(now);
@@ -116,7 +127,7 @@ impl Run {
     }
 
     async fn walk(&mut self) -> Result<(), Stop> {
-        let bucket = self.snapshot().bucket;
+        let bucket = self.bucket.clone();
         loop {
             let after = self.snapshot().after;
             let page = retry(|| async {
@@ -145,7 +156,7 @@ impl Run {
 
     async fn throttle(&mut self) {
         self.visited_this_run += 1;
-        let Some(rate) = self.snapshot().max_per_second else {
+        let Some(rate) = self.max_per_second else {
             return;
         };
         let due =
@@ -224,7 +235,7 @@ impl Run {
             self.update(|j| j.skipped += 1);
             return Ok(None);
         };
-        let to_key = match (&self.snapshot().to_key, sse.mode) {
+        let to_key = match (&self.to_key, sse.mode) {
             (Some(k), SseMode::Kms) => k.clone(),
             _ => from_key.clone(),
         };
