@@ -46,6 +46,21 @@ impl MetaStore {
     /// transport is configured) and returns the state machine's response; a rejection becomes
     /// its error.
     pub(crate) async fn propose(&self, cmd: Command) -> Result<Response, MetaError> {
+        if self.inner.peers.is_none() {
+            return self.propose_unbounded(cmd).await;
+        }
+        // A leader cut off from its majority never commits and openraft does not give up by
+        // itself: bound the wait so the client gets a 503 instead of a hung request. The
+        // write may still commit later, as with any ambiguous failure.
+        bounded(
+            self.inner.forward_timeout,
+            "write",
+            self.propose_unbounded(cmd),
+        )
+        .await
+    }
+
+    async fn propose_unbounded(&self, cmd: Command) -> Result<Response, MetaError> {
         let resp = match &self.inner.peers {
             None => {
                 self.inner
@@ -72,6 +87,18 @@ impl MetaStore {
     /// Waits until this node may serve a read that reflects every write acknowledged before
     /// it: locally on the leader, by read index from the leader on a follower.
     pub(crate) async fn read_barrier(&self) -> Result<(), MetaError> {
+        if self.inner.peers.is_none() {
+            return self.read_barrier_unbounded().await;
+        }
+        bounded(
+            self.inner.forward_timeout,
+            "read",
+            self.read_barrier_unbounded(),
+        )
+        .await
+    }
+
+    async fn read_barrier_unbounded(&self) -> Result<(), MetaError> {
         let hint = match self.inner.raft.ensure_linearizable().await {
             Ok(_) => return Ok(()),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))
@@ -223,6 +250,20 @@ impl MetaStore {
             }
         })
         .await
+    }
+}
+
+/// `fut`, or `Unavailable` once `bound` has passed.
+async fn bounded<T>(
+    bound: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, MetaError>>,
+) -> Result<T, MetaError> {
+    match tokio::time::timeout(bound, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(MetaError::Unavailable(format!(
+            "metadata {what}: no quorum within {bound:?}"
+        ))),
     }
 }
 

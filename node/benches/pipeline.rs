@@ -25,6 +25,7 @@ use coffer_node::drive::{DataId, Drive};
 use coffer_node::manifest::Segment;
 use coffer_node::pipeline::{PackageOpener, SegmentReader, SegmentWriter, StreamSealer};
 use coffer_node::seams::FsDriveIo;
+use coffer_node::shards::{local_stores, ShardTargets};
 use md5::{Digest, Md5};
 
 const MIB: usize = 1 << 20;
@@ -153,7 +154,14 @@ async fn put_all(
                 let kek = derive_kek(&data_key(), &context);
                 sealed_oek = seal_key(&kek, &oek, &context, &OsEntropy);
                 let mut w = SegmentWriter::start(
-                    data_id, salt, &oek, suite, &binding, with_md5, l.cfg, placement, &l.drives,
+                    data_id,
+                    salt,
+                    &oek,
+                    suite,
+                    &binding,
+                    with_md5,
+                    l.cfg,
+                    ShardTargets::local(placement, &l.drives),
                 )
                 .expect("start");
                 feed(&mut w, &body).await;
@@ -168,8 +176,7 @@ async fn put_all(
                     0,
                     with_md5,
                     l.cfg,
-                    placement,
-                    &l.drives,
+                    ShardTargets::local(placement, &l.drives),
                 )
                 .expect("start");
                 feed(&mut w, &body).await;
@@ -218,11 +225,21 @@ async fn get_all(
                 let key =
                     derive_stream_key_for(s.seg.stream_version, &oek, suite, &salt, &s.binding)
                         .expect("stream key");
-                let r = SegmentReader::new(s.seg.clone(), key, &l.drives).expect("reader");
+                let r = SegmentReader::new(
+                    s.seg.clone(),
+                    key,
+                    &local_stores(&s.seg, &l.drives).expect("stores"),
+                )
+                .expect("reader");
                 drain(r, body, check).await;
             }
             Cipher::Noop => {
-                let r = SegmentReader::new(s.seg.clone(), NoopOpener, &l.drives).expect("reader");
+                let r = SegmentReader::new(
+                    s.seg.clone(),
+                    NoopOpener,
+                    &local_stores(&s.seg, &l.drives).expect("stores"),
+                )
+                .expect("reader");
                 drain(r, body, check).await;
             }
         }

@@ -99,6 +99,7 @@ async fn start(drives: usize, noop: bool) -> Server {
         tls: None,
         tls_watch: None,
         kms: Default::default(),
+        cluster: None,
     };
     let cipher: Arc<dyn CipherFactory> = if noop {
         Arc::new(NoopCipher)

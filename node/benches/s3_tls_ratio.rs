@@ -87,6 +87,7 @@ async fn start(tls: Option<TlsSource>) -> Server {
         domain: None,
         tls_watch: None,
         kms: Default::default(),
+        cluster: None,
         tls: tls.clone(),
     };
     let shutdown = CancellationToken::new();

@@ -193,6 +193,8 @@ pub struct ServerArgs {
     /// KMS provider options (docs/kms.md).
     #[command(flatten)]
     pub kms: KmsArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster_config::ClusterArgs,
 }
 
 /// The TOML file's keys (all optional).
@@ -212,6 +214,7 @@ struct FileConfig {
     tls_dir: Option<PathBuf>,
     tls_watch_ms: Option<u64>,
     kms: Option<KmsFile>,
+    cluster: Option<crate::cluster_config::ClusterFile>,
 }
 
 /// How often the certificate files are checked for changes when nothing else is configured.
@@ -242,6 +245,8 @@ pub struct Config {
     pub tls_watch: Option<Duration>,
     /// The KMS provider and its settings.
     pub kms: KmsSettings,
+    /// Cluster mode: the QUIC endpoint, certificates and peers; `None`: a single node.
+    pub cluster: Option<crate::cluster_config::ClusterSettings>,
 }
 
 /// Configuration errors.
@@ -316,8 +321,10 @@ impl Config {
             Some(d) => Some(d),
         };
         let kms = KmsSettings::resolve(args.kms, file.kms, &|k| std::env::var(k).ok())?;
+        let cluster = crate::cluster_config::ClusterSettings::resolve(args.cluster, file.cluster)?;
         Ok(Self {
             kms,
+            cluster,
             tls,
             tls_watch,
             s3_addr: args

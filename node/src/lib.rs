@@ -2,8 +2,11 @@
 
 pub mod actors;
 pub mod admin_cli;
+pub mod cluster;
+pub mod cluster_config;
 pub mod config;
 pub mod drive;
+pub mod heal;
 pub mod keys;
 pub mod kms_admin;
 pub mod kms_config;
@@ -19,4 +22,5 @@ pub mod seams;
 pub mod secrets;
 pub mod server;
 pub mod service;
+pub mod shards;
 mod tls_reload;

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 /// Version 2 added the stream version and part number of segments, sealed user metadata, the
 /// SSE-KMS context and the bucket-key flag; every new field has a default, so version-1
 /// manifests read as before.
-pub const MANIFEST_VERSION: u8 = 2;
+///
+/// Version 3 added `nodes` to segments (the node holding each shard, in a cluster); absent,
+/// every shard is on the reading node's own drives, as in versions 1 and 2.
+pub const MANIFEST_VERSION: u8 = 3;
 /// Oldest manifest version this build reads.
 pub const OLDEST_MANIFEST_VERSION: u8 = 1;
 
@@ -106,8 +109,11 @@ pub struct Segment {
     pub parity: usize,
     /// Erasure block size.
     pub block_size: usize,
-    /// Drive index holding shard i.
+    /// Drive index holding shard i (on node `nodes[i]` in a cluster).
     pub drives: Vec<usize>,
+    /// Node id holding shard i; empty when all shards are on the node's own drives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<u64>,
     /// Stream format version of the sealed data (1 for segments written before version 2).
     #[serde(default = "stream_v1")]
     pub stream_version: u8,
@@ -246,6 +252,37 @@ mod tests {
     const V1_MANIFEST: &str = r#"{"version":1,"meta":{"headers":{"content-type":"text/plain"},"user":{"color":"blue"}},"sse":{"mode":"S3","cipher":1,"kms_key_id":"coffer-default","wrapped_data_key":"0102","sealed_oek":"03"},"segments":[{"data_id":"00000000000000000000000000000000","plain_len":1,"sealed_len":17,"salt":"0000000000000000000000000000000000000000000000000000000000000000","codec":"rs-gf8-v1","data":1,"parity":0,"block_size":1048576,"drives":[0]}]}"#;
 
     #[test]
+    fn cluster_segments_name_their_nodes() {
+        let seg = Segment {
+            data_id: "00".repeat(16),
+            plain_len: 1,
+            sealed_len: 17,
+            salt: vec![0; 32],
+            codec: "rs-gf8-v1".into(),
+            data: 1,
+            parity: 1,
+            block_size: 1 << 20,
+            drives: vec![0, 0],
+            nodes: vec![4, 1],
+            stream_version: 2,
+            part: 0,
+        };
+        let text = serde_json::to_string(&seg).unwrap();
+        assert!(text.contains("\"nodes\":[4,1]"), "{text}");
+        let back: Segment = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, seg);
+        // Single-node segments carry no `nodes` at all.
+        let local = Segment {
+            nodes: vec![],
+            ..seg
+        };
+        let text = serde_json::to_string(&local).unwrap();
+        assert!(!text.contains("nodes"), "{text}");
+        let back: Segment = serde_json::from_str(&text).unwrap();
+        assert!(back.nodes.is_empty());
+    }
+
+    #[test]
     fn version_1_manifests_stay_readable() {
         let m = decode_object(V1_MANIFEST.as_bytes()).unwrap();
         assert_eq!(m.version, 1);
@@ -283,6 +320,7 @@ mod tests {
                 parity: 0,
                 block_size: 1 << 20,
                 drives: vec![0],
+                nodes: vec![],
                 stream_version: 2,
                 part: 0,
             }],

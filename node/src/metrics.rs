@@ -58,6 +58,8 @@ pub struct Metrics {
     latency: Family<OpLabels, Histogram>,
     bytes_in: Counter,
     bytes_out: Counter,
+    heal: Family<CryptoLabels, Counter>,
+    degraded: prometheus_client::metrics::gauge::Gauge,
     crypto_ops: Family<CryptoLabels, Counter>,
     crypto_bytes: Family<CryptoLabels, Counter>,
     kms_calls: Family<KmsLabels, Counter>,
@@ -133,6 +135,18 @@ impl Metrics {
             "Data-key cache lookups that went to the KMS provider",
             cache_misses.clone(),
         );
+        let heal = Family::<CryptoLabels, Counter>::default();
+        registry.register(
+            "heal_events",
+            "Healer events: segments_checked, shards_healed, heal_failures, scans",
+            heal.clone(),
+        );
+        let degraded = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "degraded_objects",
+            "Objects below full redundancy in the last completed heal scan",
+            degraded.clone(),
+        );
         let tls_handshakes = Family::<TlsLabels, Counter>::default();
         registry.register(
             "tls_handshakes",
@@ -141,6 +155,8 @@ impl Metrics {
         );
         Self {
             registry,
+            heal,
+            degraded,
             tls_handshakes,
             requests,
             latency,
@@ -153,6 +169,20 @@ impl Metrics {
             cache_hits,
             cache_misses,
         }
+    }
+
+    /// Counts `n` healer events of `kind`.
+    pub fn record_heal(&self, kind: &str, n: u64) {
+        self.heal
+            .get_or_create(&CryptoLabels {
+                op: kind.to_string(),
+            })
+            .inc_by(n);
+    }
+
+    /// Sets the degraded-object count of the last heal scan.
+    pub fn set_degraded(&self, n: u64) {
+        self.degraded.set(n as i64);
     }
 
     /// Counts one call to the KMS provider.

@@ -56,6 +56,9 @@ pub enum NodeError {
     /// The KMS is unreachable, refuses the credentials, or lacks the default key.
     #[error(transparent)]
     Kms(#[from] crate::kms_setup::KmsStartError),
+    /// Cluster mode could not start (certificates, joining).
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterStartError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
@@ -149,27 +152,88 @@ pub async fn run_with(
         println!("Admin token: {}", token.as_str());
     }
 
-    let meta = Arc::new(MetaStore::open(&cfg.data.join("meta"), 1).await?);
+    let meta_dir = cfg.data.join("meta");
+    let (meta, cluster) = match &cfg.cluster {
+        None => (MetaStore::open(&meta_dir, 1).await?, None),
+        Some(settings) => {
+            let (node, meta) = crate::cluster::start(settings, &meta_dir).await?;
+            (meta, Some(Arc::new(node)))
+        }
+    };
+    let meta = Arc::new(meta);
     if let Some(local) = &local_kms {
         let registry = Arc::new(crate::kms_registry::RaftKeyRegistry::new(meta.clone()));
-        local
-            .attach_registry(registry)
-            .await
-            .map_err(|error| crate::kms_setup::KmsStartError {
-                provider: "local",
-                location: "built in".into(),
-                cause: format!("cannot load the key registry: {error}"),
-                error,
-            })?;
+        // A restarted cluster member may still be catching up with the log (or waiting for a
+        // leader): its first linearizable read can time out; keep trying for a bounded time.
+        let until = tokio::time::Instant::now()
+            + if cluster.is_some() {
+                Duration::from_secs(60)
+            } else {
+                Duration::ZERO
+            };
+        loop {
+            match local.attach_registry(registry.clone()).await {
+                Ok(()) => break,
+                Err(error) if tokio::time::Instant::now() < until => {
+                    tracing::info!(%error, "key registry not readable yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => {
+                    return Err(crate::kms_setup::KmsStartError {
+                        provider: "local",
+                        location: "built in".into(),
+                        cause: format!("cannot load the key registry: {error}"),
+                        error,
+                    }
+                    .into())
+                }
+            }
+        }
     }
     let drives = open_drives(&cfg.drives, fs.clone())?;
-    let erasure = ErasureConfig::for_drives(drives.len())?;
-    tracing::info!(
-        drives = drives.len(),
-        data = erasure.data,
-        parity = erasure.parity,
-        "erasure layout"
-    );
+    let shards = match &cluster {
+        None => {
+            let erasure = ErasureConfig::for_drives(drives.len())?;
+            tracing::info!(
+                drives = drives.len(),
+                data = erasure.data,
+                parity = erasure.parity,
+                "erasure layout"
+            );
+            crate::shards::ShardMap::single(drives.clone(), erasure)
+        }
+        Some(node) => {
+            let me = crate::shards::layout::NodeRecord {
+                id: node.node_id,
+                quic: node.settings.advertise.clone(),
+                s3: node
+                    .settings
+                    .s3_advertise
+                    .clone()
+                    .unwrap_or_else(|| cfg.s3_addr.to_string()),
+                admin: cfg.admin_addr.to_string(),
+                drives: drives.len(),
+            };
+            let mut seed = [0u8; 8];
+            entropy.fill(&mut seed);
+            let cs = crate::shards::remote::ClusterShards::new(
+                me.clone(),
+                node.transport.clone(),
+                node.settings.parity,
+                u64::from_le_bytes(seed),
+            );
+            let server = Arc::new(crate::shards::serve::ShardServer::new(drives.clone()));
+            node.quic.register(crate::shards::wire::CHANNEL, server);
+            tokio::spawn(crate::cluster::run_layout(
+                (*meta).clone(),
+                cs.clone(),
+                me,
+                shutdown.clone(),
+            ));
+            tokio::spawn(cs.clone().heartbeats(shutdown.clone()));
+            crate::shards::ShardMap::cluster(drives.clone(), cs)
+        }
+    };
 
     let drive_actors = DriveActors::default();
     let key_handle = KeyHandle::default();
@@ -192,6 +256,20 @@ pub async fn run_with(
         None => None,
     };
     let observer = Arc::new(Observer::new(metrics.clone(), audit));
+    let shards = Arc::new(shards);
+    // The healer runs in cluster mode (on the Raft leader); a single node's drives are checked
+    // by reads and rebuilt by the operator for now.
+    let healer = cluster.as_ref().map(|_| {
+        Arc::new(crate::heal::Healer::new(
+            meta.clone(),
+            shards.clone(),
+            metrics.clone(),
+            clock.clone(),
+        ))
+    });
+    if let Some(h) = &healer {
+        tokio::spawn(h.clone().run(shutdown.clone()));
+    }
     let rewrap = Arc::new(crate::rewrap::RewrapJobs::new(
         meta.clone(),
         key_handle.clone(),
@@ -202,7 +280,9 @@ pub async fn run_with(
         keys: key_handle,
         drives,
         drive_actors,
-        erasure,
+        shards: shards.clone(),
+        cluster: cluster.clone(),
+        healer: healer.clone(),
         clock,
         entropy,
         metrics: metrics.clone(),
@@ -277,6 +357,9 @@ pub async fn run_with(
     let _ = tokio::time::timeout(Duration::from_secs(5), supervisor_handle).await;
     if let Err(e) = meta.shutdown().await {
         tracing::warn!(error = %e, "metadata store shutdown");
+    }
+    if let Some(node) = &cluster {
+        node.shutdown().await;
     }
     observer.flush();
     tracing::info!("stopped");

@@ -102,6 +102,11 @@ impl NodeTls {
     }
 
     /// The rustls server side: TLS 1.3 only (QUIC requires it), client certificate mandatory.
+    /// The private key's DER bytes (for keys derived from it; never logged).
+    pub(crate) fn key_der(&self) -> &[u8] {
+        self.key.secret_der()
+    }
+
     pub(crate) fn server_config(
         &self,
         provider: Arc<CryptoProvider>,

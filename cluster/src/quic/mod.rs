@@ -10,6 +10,7 @@
 mod client;
 mod config;
 pub mod frame;
+mod reset;
 mod server;
 mod verify;
 
@@ -98,12 +99,20 @@ impl QuicNode {
         let server_crypto = config.tls.server_config(Arc::clone(&provider))?;
         let mut server_cfg = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
         server_cfg.transport_config(Arc::clone(&transport_cfg));
-        let endpoint = quinn::Endpoint::server(server_cfg, config.listen).map_err(|source| {
-            QuicError::Bind {
-                addr: config.listen,
-                source,
-            }
-        })?;
+        let bind_err = |source| QuicError::Bind {
+            addr: config.listen,
+            source,
+        };
+        let socket = std::net::UdpSocket::bind(config.listen).map_err(bind_err)?;
+        let endpoint_cfg =
+            quinn::EndpointConfig::new(Arc::new(reset::ResetKey::derive(config.tls.key_der())));
+        let endpoint = quinn::Endpoint::new(
+            endpoint_cfg,
+            Some(server_cfg),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_err)?;
         let local_addr = endpoint.local_addr().map_err(|source| QuicError::Bind {
             addr: config.listen,
             source,

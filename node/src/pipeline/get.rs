@@ -17,10 +17,11 @@ use coffer_crypto::{CryptoError, StreamKey, PACKAGE_SIZE, TAG_LEN};
 use coffer_erasure::{Codec, ErasureConfig};
 use coffer_s3api::backend::StoreError;
 
-use crate::drive::{DataId, Drive};
+use crate::drive::DataId;
 use crate::manifest::Segment;
 use crate::pipeline::cipher::PackageOpener;
 use crate::seams::ShardSource;
+use crate::shards::ShardStore;
 
 /// Sealed packages read ahead of the opening thread (16 × 64 KiB = 1 MiB per stream).
 pub const READ_AHEAD: usize = 16;
@@ -44,15 +45,16 @@ pub struct SegmentReader<O: PackageOpener = StreamKey> {
     cfg: ErasureConfig,
     codec: Codec,
     key: Arc<O>,
-    drives: Vec<Arc<Drive>>,
+    drives: Vec<Arc<dyn ShardStore>>,
     sources: Vec<SourceState>,
     cache: Option<(u64, Vec<usize>, Vec<u8>)>,
     combos: Vec<Vec<usize>>,
 }
 
 impl<O: PackageOpener> SegmentReader<O> {
-    /// Prepares to read `seg` with stream key (or other package opener) `key`.
-    pub fn new(seg: Segment, key: O, drives: &[Arc<Drive>]) -> Result<Self, StoreError> {
+    /// Prepares to read `seg` with stream key (or other package opener) `key`; `stores[i]`
+    /// holds shard `i` (see `ShardMap::resolve`).
+    pub fn new(seg: Segment, key: O, stores: &[Arc<dyn ShardStore>]) -> Result<Self, StoreError> {
         if seg.codec != coffer_erasure::CODEC_ID {
             return Err(StoreError::Internal(format!("unknown codec {}", seg.codec)));
         }
@@ -64,12 +66,12 @@ impl<O: PackageOpener> SegmentReader<O> {
         };
         let codec = Codec::new(cfg).map_err(|e| StoreError::Internal(e.to_string()))?;
         let width = seg.data + seg.parity;
-        if seg.drives.len() != width || seg.drives.iter().any(|&d| d >= drives.len()) {
+        if seg.drives.len() != width || stores.len() != width {
             return Err(StoreError::Internal(
                 "segment placement names unknown drives".into(),
             ));
         }
-        let picked = seg.drives.iter().map(|&d| drives[d].clone()).collect();
+        let picked = stores.to_vec();
         Ok(Self {
             combos: combinations(width, seg.data, MAX_ATTEMPTS),
             sources: (0..width).map(|_| SourceState::Unopened).collect(),

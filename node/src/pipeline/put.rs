@@ -11,11 +11,12 @@ use coffer_s3api::backend::StoreError;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::drive::{DataId, Drive};
+use crate::drive::DataId;
 use crate::manifest::Segment;
 use crate::pipeline::cipher::StreamSealer;
 use crate::pipeline::etag::Md5Worker;
 use crate::pipeline::seal::{SealStage, Sealing, ShardMsg};
+use crate::shards::{ShardStore, ShardTargets};
 
 /// Blocks in flight per shard writer: bounds memory to about this × block size × width.
 const CHANNEL_DEPTH: usize = 4;
@@ -26,7 +27,8 @@ pub struct SegmentWriter<S: StreamSealer = Encryptor> {
     salt: [u8; 32],
     cfg: ErasureConfig,
     drives: Vec<usize>,
-    shard_drives: Vec<Arc<Drive>>,
+    nodes: Vec<u64>,
+    shard_drives: Vec<Arc<dyn ShardStore>>,
     stage: SealStage<S>,
     md5: Option<Md5Worker>,
     part: u32,
@@ -47,7 +49,7 @@ pub struct WrittenSegment {
 }
 
 impl SegmentWriter<Encryptor> {
-    /// Opens shard writers on `drives` (one per shard, by placement).
+    /// Opens shard writers on `targets` (one per shard, by placement).
     ///
     /// `binding` names the object and part the stream belongs to; `with_md5` asks for the MD5
     /// of the plaintext (S3 needs it only for SSE-S3 ETags, and it is the slowest stage).
@@ -60,8 +62,7 @@ impl SegmentWriter<Encryptor> {
         binding: &StreamBinding,
         with_md5: bool,
         cfg: ErasureConfig,
-        placement: Vec<usize>,
-        all_drives: &[Arc<Drive>],
+        targets: ShardTargets,
     ) -> Result<Self, StoreError> {
         let key = coffer_crypto::derive_stream_key(oek, suite, &salt, binding);
         let stream_version = key.version();
@@ -73,8 +74,7 @@ impl SegmentWriter<Encryptor> {
             binding.part,
             with_md5,
             cfg,
-            placement,
-            all_drives,
+            targets,
         )
     }
 }
@@ -91,12 +91,21 @@ impl<S: StreamSealer> SegmentWriter<S> {
         part: u32,
         with_md5: bool,
         cfg: ErasureConfig,
-        placement: Vec<usize>,
-        all_drives: &[Arc<Drive>],
+        targets: ShardTargets,
     ) -> Result<Self, StoreError> {
         let codec = Codec::new(cfg).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let shard_drives: Vec<Arc<Drive>> =
-            placement.iter().map(|&d| all_drives[d].clone()).collect();
+        if targets.stores.len() != cfg.width() {
+            return Err(StoreError::Internal(format!(
+                "{} shard targets for a {}-wide layout",
+                targets.stores.len(),
+                cfg.width()
+            )));
+        }
+        let ShardTargets {
+            drives: placement,
+            nodes,
+            stores: shard_drives,
+        } = targets;
         let mut senders = Vec::with_capacity(placement.len());
         let mut tasks = Vec::with_capacity(placement.len());
         for (shard, drive) in shard_drives.iter().enumerate() {
@@ -113,6 +122,7 @@ impl<S: StreamSealer> SegmentWriter<S> {
             salt,
             cfg,
             drives: placement,
+            nodes,
             shard_drives,
             stage: SealStage::new(sealing),
             md5: with_md5.then(Md5Worker::start),
@@ -194,6 +204,7 @@ impl<S: StreamSealer> SegmentWriter<S> {
                 parity: self.cfg.parity,
                 block_size: self.cfg.block_size,
                 drives: self.drives,
+                nodes: self.nodes,
                 stream_version: self.stream_version,
                 part: self.part,
             },
@@ -206,7 +217,7 @@ impl<S: StreamSealer> SegmentWriter<S> {
 /// Runs on the blocking pool: appends framed blocks, then writes the header and commits.
 /// Dropping the channel without `Finish` drops the sink, which removes the temporary file.
 fn write_shard(
-    drive: Arc<Drive>,
+    drive: Arc<dyn ShardStore>,
     id: DataId,
     shard: usize,
     mut rx: mpsc::Receiver<ShardMsg>,

@@ -68,8 +68,7 @@ async fn write(
         &binding(),
         true,
         cfg,
-        placement,
-        all,
+        crate::shards::ShardTargets::local(placement, all),
     )
     .unwrap();
     for c in data.chunks(chunk.max(1)) {
@@ -116,7 +115,12 @@ async fn segments_round_trip_inline_and_threaded() {
             &[9; 32],
             &binding(),
         );
-        let reader = SegmentReader::new(written.segment.clone(), key, &all).unwrap();
+        let reader = SegmentReader::new(
+            written.segment.clone(),
+            key,
+            &crate::shards::local_stores(&written.segment, &all).unwrap(),
+        )
+        .unwrap();
         let last = reader.package_count() - 1;
         let mut stream = reader.packages(0, last);
         let mut back = Vec::new();
@@ -159,8 +163,7 @@ async fn an_abandoned_write_leaves_no_files() {
             &binding(),
             false,
             cfg,
-            vec![0, 1, 2, 3],
-            &all,
+            crate::shards::ShardTargets::local(vec![0, 1, 2, 3], &all),
         )
         .unwrap();
         w.write(Bytes::from(body(len))).await.unwrap();
@@ -215,8 +218,7 @@ async fn a_sealer_error_on_the_thread_fails_the_write_and_leaves_no_files() {
         0,
         false,
         cfg,
-        vec![0, 1, 2, 3],
-        &all,
+        crate::shards::ShardTargets::local(vec![0, 1, 2, 3], &all),
     )
     .unwrap();
     let chunk = Bytes::from(vec![1u8; 256 * 1024]);

@@ -1,6 +1,7 @@
 //! The node's implementation of the S3 backend seam: buckets here, objects and multipart in
 //! their own modules.
 
+mod cluster;
 mod conditions;
 mod copy;
 mod errors;
@@ -12,13 +13,12 @@ mod read;
 use std::sync::Arc;
 
 use coffer_crypto::Entropy;
-use coffer_erasure::ErasureConfig;
 use coffer_metadata::{BucketEncryptionRecord, MetaStore};
 use coffer_s3api::backend::{
-    Backend, BucketEncryption, BucketInfo, ByteStream, CopyObjectRequest, DataCipher,
-    GetObjectRequest, GetObjectResult, KmsAdminRequest, ListPage, ListQuery, ObjectInfo,
-    ObjectMeta, PartInfo, PutObjectRequest, PutObjectResult, RewrapAdminRequest, SseAlgorithm,
-    SseCustomerKey, SseRequest, StoreError, StoreResult, UploadCreated, UploadInfo,
+    Backend, BucketEncryption, BucketInfo, ByteStream, ClusterAdminRequest, CopyObjectRequest,
+    DataCipher, GetObjectRequest, GetObjectResult, KmsAdminRequest, ListPage, ListQuery,
+    ObjectInfo, ObjectMeta, PartInfo, PutObjectRequest, PutObjectResult, RewrapAdminRequest,
+    SseAlgorithm, SseCustomerKey, SseRequest, StoreError, StoreResult, UploadCreated, UploadInfo,
     UploadPartCopyRequest, WriteCondition,
 };
 
@@ -35,7 +35,12 @@ pub struct NodeService {
     pub(crate) keys: KeyHandle,
     pub(crate) drives: Vec<Arc<Drive>>,
     pub(crate) drive_actors: DriveActors,
-    pub(crate) erasure: ErasureConfig,
+    /// Where shards go and are found: this node's drives, and its peers' in a cluster.
+    pub(crate) shards: Arc<crate::shards::ShardMap>,
+    /// Cluster membership (admin API); `None` on a single node.
+    pub(crate) cluster: Option<Arc<crate::cluster::ClusterNode>>,
+    /// The healer (cluster mode).
+    pub(crate) healer: Option<Arc<crate::heal::Healer>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) entropy: Arc<dyn Entropy>,
     pub(crate) metrics: Arc<Metrics>,
@@ -272,15 +277,28 @@ impl Backend for NodeService {
 
     async fn health(&self) -> StoreResult<serde_json::Value> {
         let st = self.meta.status();
-        if !st.is_leader {
+        // Alone: healthy once it leads. In a cluster: once it is a member that knows a leader
+        // (a follower serves reads and forwards writes).
+        let member = st.members.iter().any(|m| m.id == st.node_id);
+        let healthy = match self.shards.cluster_side() {
+            None => st.is_leader,
+            Some(_) => member && st.current_leader.is_some(),
+        };
+        if !healthy {
             return Err(StoreError::Unavailable);
         }
+        let erasure = self.shards.erasure();
         Ok(serde_json::json!({
             "status": "ok",
             "node_id": st.node_id,
-            "raft": { "leader": st.is_leader, "term": st.current_term, "last_applied": st.last_applied },
+            "raft": {
+                "leader": st.is_leader,
+                "current_leader": st.current_leader,
+                "term": st.current_term,
+                "last_applied": st.last_applied,
+            },
             "drives": self.drives.len(),
-            "erasure": format!("{}+{}", self.erasure.data, self.erasure.parity),
+            "erasure": format!("{}+{}", erasure.data, erasure.parity),
         }))
     }
 
@@ -298,6 +316,10 @@ impl Backend for NodeService {
 
     async fn admin_rewrap(&self, req: RewrapAdminRequest) -> StoreResult<serde_json::Value> {
         self.rewrap.admin(req).await
+    }
+
+    async fn admin_cluster(&self, req: ClusterAdminRequest) -> StoreResult<serde_json::Value> {
+        self.cluster_admin(req).await
     }
 }
 

@@ -99,8 +99,7 @@ impl NodeService {
         let data_id = DataId(self.random());
         let salt: [u8; 32] = self.random();
         let hash = coffer_erasure::object_hash(bucket, key) ^ u64::from_le_bytes(self.random());
-        let placement = coffer_erasure::place(hash, self.drives.len(), self.erasure.width())
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let (erasure, targets) = self.shards.place(hash)?;
         let stream_key =
             coffer_crypto::derive_stream_key(oek, suite, &salt, &binding(bucket, key, part));
         let stream_version = stream_key.version();
@@ -112,9 +111,8 @@ impl NodeService {
             part,
             // S3 ETags are the plaintext MD5 only for SSE-S3: skip the slowest stage otherwise.
             record.mode == SseMode::S3,
-            self.erasure,
-            placement,
-            &self.drives,
+            erasure,
+            targets,
         )?;
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
@@ -132,6 +130,9 @@ impl NodeService {
         self.metrics.record_encrypt(written.segment.plain_len);
         if !written.failed_shards.is_empty() {
             tracing::warn!(data_id = %written.segment.data_id, failed = ?written.failed_shards, "segment written below full redundancy");
+            if let Some(h) = &self.healer {
+                h.wake();
+            }
         }
         Ok(written)
     }
@@ -148,9 +149,33 @@ impl NodeService {
     /// Removes the shard files of segments that nothing references any more.
     pub(crate) fn discard_segments(&self, segments: &[Segment]) {
         for seg in segments {
-            if let Some(id) = DataId::from_hex(&seg.data_id) {
+            let Some(id) = DataId::from_hex(&seg.data_id) else {
+                continue;
+            };
+            if seg.nodes.is_empty() {
                 for (shard, &drive) in seg.drives.iter().enumerate() {
                     self.drive_actors.delete(drive, id, shard);
+                }
+                continue;
+            }
+            // Shards on peers (and ours) of a cluster segment: removed off the request path.
+            let Ok(stores) = self.shards.resolve(seg) else {
+                continue;
+            };
+            let me = self.shards.cluster_side().map(|c| c.self_id());
+            for (shard, (store, (&node, &drive))) in stores
+                .into_iter()
+                .zip(seg.nodes.iter().zip(&seg.drives))
+                .enumerate()
+            {
+                if Some(node) == me {
+                    self.drive_actors.delete(drive, id, shard);
+                } else {
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = store.remove(id, shard) {
+                            tracing::debug!(node, shard, error = %e, "remote shard delete failed");
+                        }
+                    });
                 }
             }
         }

@@ -10,7 +10,6 @@ use coffer_s3api::backend::{BodyError, ByteStream, RangeSpec, StoreError, StoreR
 use tracing::Instrument;
 
 use super::NodeService;
-use crate::drive::Drive;
 use crate::keys::KeyService;
 use crate::manifest::{ObjectManifest, Segment};
 use crate::metrics::Metrics;
@@ -43,7 +42,7 @@ struct Cursor {
     suite: coffer_crypto::CipherSuite,
     bucket: String,
     key: String,
-    drives: Vec<Arc<Drive>>,
+    shards: Arc<crate::shards::ShardMap>,
     metrics: Arc<Metrics>,
     pos: u64,
     end: u64,
@@ -83,8 +82,8 @@ impl Cursor {
             let first = (self.pos - seg_start) / PACKAGE_SIZE as u64;
             let seg_end = (self.end - seg_start).min(segment.plain_len.max(1) - 1);
             let last = seg_end / PACKAGE_SIZE as u64;
-            let reader =
-                SegmentReader::new(segment.clone(), self.cipher.opener(key), &self.drives)?;
+            let stores = self.shards.resolve(segment)?;
+            let reader = SegmentReader::new(segment.clone(), self.cipher.opener(key), &stores)?;
             self.reader = Some(reader.packages(first, last));
         }
         let Some(reader) = self.reader.as_mut() else {
@@ -132,7 +131,7 @@ impl NodeService {
             suite,
             bucket: bucket.to_string(),
             key: key.to_string(),
-            drives: self.drives.clone(),
+            shards: self.shards.clone(),
             metrics: self.metrics.clone(),
             cipher: self.cipher.clone(),
             pos: start,

@@ -18,6 +18,7 @@ use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::Client;
 use base64::Engine as _;
 
+pub mod cluster;
 pub mod data;
 pub mod http;
 pub mod kms;

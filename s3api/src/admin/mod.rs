@@ -9,7 +9,10 @@
 //! - `GET /api/v1/kms/status`, `GET|POST /api/v1/kms/keys`, `GET /api/v1/kms/keys/{id}`,
 //!   `POST /api/v1/kms/keys/{id}/rotate` — Bearer; see `kms.rs`.
 //! - `POST|GET /api/v1/buckets/{bucket}/rewrap` — Bearer; the re-wrap job, see `rewrap.rs`.
+//! - `GET /api/v1/cluster`, `POST /api/v1/cluster/nodes`, `DELETE /api/v1/cluster/nodes/{id}`
+//!   — Bearer; cluster status and membership, see `cluster.rs`.
 
+mod cluster;
 mod encryption;
 mod inspect;
 mod kms;
@@ -23,7 +26,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -92,6 +95,12 @@ pub fn admin_router<B: Backend>(
         .route(
             "/api/v1/buckets/{bucket}/uploads/{upload_id}",
             get(inspect::upload::<B>),
+        )
+        .route("/api/v1/cluster", get(cluster::status::<B>))
+        .route("/api/v1/cluster/nodes", post(cluster::add_node::<B>))
+        .route(
+            "/api/v1/cluster/nodes/{id}",
+            axum::routing::delete(cluster::remove_node::<B>),
         )
         .route("/api/v1/kms/status", get(kms::status::<B>))
         .route(
@@ -175,6 +184,15 @@ fn classify(method: &Method, path: &str) -> (&'static str, Option<String>) {
     }
     if path == "/metrics" {
         return ("admin:Metrics", None);
+    }
+    if path == "/api/v1/cluster" || path.starts_with("/api/v1/cluster/") {
+        let op = match method.as_str() {
+            "GET" => "admin:ClusterStatus",
+            "POST" => "admin:ClusterAddNode",
+            "DELETE" => "admin:ClusterRemoveNode",
+            _ => "admin:Unknown",
+        };
+        return (op, None);
     }
     if let Some(rest) = path.strip_prefix("/api/v1/kms/") {
         let op = match (rest, method.as_str()) {

@@ -34,3 +34,20 @@ pub enum RewrapAdminRequest {
         bucket: String,
     },
 }
+
+/// What the admin API asks of cluster membership (`/api/v1/cluster`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterAdminRequest {
+    /// Nodes, roles, leader, term, commit index, replication lag, drives and their health.
+    Status,
+    /// Add node `id`, reachable at `addr` (its QUIC `host:port`), as a learner, then promote
+    /// it to voter once it has caught up.
+    AddNode {
+        /// Node id (the one in its certificate).
+        id: u64,
+        /// QUIC address.
+        addr: String,
+    },
+    /// Remove node `id` from the group and from the layout.
+    RemoveNode(u64),
+}

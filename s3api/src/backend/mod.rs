@@ -128,4 +128,12 @@ pub trait Backend: Send + Sync + 'static {
             "this backend has no re-wrap job".into(),
         ))
     }
+
+    /// Cluster status and membership changes as JSON; backends without a cluster answer 501.
+    async fn admin_cluster(&self, req: ClusterAdminRequest) -> StoreResult<serde_json::Value> {
+        let _ = req;
+        Err(StoreError::NotImplemented(
+            "this backend is not a cluster".into(),
+        ))
+    }
 }

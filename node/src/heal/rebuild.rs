@@ -1,0 +1,164 @@
+//! Checking and rebuilding one segment's shards. Healing never decrypts: shards are ciphertext,
+//! and a missing or corrupt shard is recomputed by the erasure code from any k good ones, block
+//! by block, with fresh CRCs, and written back where the manifest says it lives.
+//!
+//! Runs on the blocking pool (remote stores block on their RPCs there).
+
+use std::io;
+use std::sync::Arc;
+
+use coffer_erasure::{Codec, ErasureConfig, ShardHeader};
+
+use crate::drive::DataId;
+use crate::manifest::Segment;
+use crate::seams::ShardSource;
+use crate::shards::ShardStore;
+
+/// What a check of one segment found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SegmentHealth {
+    /// Shards that were missing, short or (deep check) failed a CRC.
+    pub bad: Vec<usize>,
+    /// Shards whose node did not answer (left for a later pass).
+    pub unreachable: Vec<usize>,
+    /// Shards rewritten.
+    pub healed: Vec<usize>,
+}
+
+impl SegmentHealth {
+    /// True when every shard is in place now.
+    pub fn is_whole(&self) -> bool {
+        self.unreachable.is_empty() && self.bad.iter().all(|s| self.healed.contains(s))
+    }
+}
+
+fn cfg_of(seg: &Segment) -> ErasureConfig {
+    ErasureConfig {
+        data: seg.data,
+        parity: seg.parity,
+        block_size: seg.block_size,
+    }
+}
+
+fn unreachable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::TimedOut
+    )
+}
+
+/// Checks every shard of `seg` (`deep`: every block's CRC too) and rebuilds the bad ones from
+/// the good ones when at least k are good.
+pub fn check_and_heal(
+    seg: &Segment,
+    stores: &[Arc<dyn ShardStore>],
+    deep: bool,
+) -> Result<SegmentHealth, String> {
+    let id = DataId::from_hex(&seg.data_id).ok_or("bad data id")?;
+    let cfg = cfg_of(seg);
+    let width = cfg.width();
+    if stores.len() != width {
+        return Err("placement does not match the layout".into());
+    }
+    let codec = Codec::new(cfg).map_err(|e| e.to_string())?;
+    let file_len = coffer_erasure::shard_file_len(&cfg, seg.sealed_len);
+    let blocks = cfg.block_count(seg.sealed_len);
+    let mut health = SegmentHealth::default();
+    let mut sources: Vec<Option<Box<dyn ShardSource>>> = Vec::with_capacity(width);
+    for (shard, store) in stores.iter().enumerate() {
+        match store.open_shard(id, shard) {
+            Ok(src) if src.len().ok() == Some(file_len) => sources.push(Some(src)),
+            Ok(_) => {
+                health.bad.push(shard);
+                sources.push(None);
+            }
+            Err(e) if unreachable(&e) => {
+                health.unreachable.push(shard);
+                sources.push(None);
+            }
+            Err(_) => {
+                health.bad.push(shard);
+                sources.push(None);
+            }
+        }
+    }
+    if deep {
+        for (shard, src) in sources.iter_mut().enumerate() {
+            let Some(s) = src.as_ref() else {
+                continue;
+            };
+            let intact =
+                (0..blocks).all(|b| read_block(s.as_ref(), &cfg, seg.sealed_len, b).is_ok());
+            if !intact {
+                health.bad.push(shard);
+                *src = None;
+            }
+        }
+    }
+    if health.bad.is_empty() {
+        return Ok(health);
+    }
+    let good: Vec<usize> = (0..width).filter(|s| sources[*s].is_some()).collect();
+    if good.len() < cfg.data {
+        return Err(format!(
+            "only {} of {} shards are good; {} needed to rebuild",
+            good.len(),
+            width,
+            cfg.data
+        ));
+    }
+    let mut sinks = Vec::with_capacity(health.bad.len());
+    for &shard in &health.bad {
+        let mut sink = stores[shard]
+            .create(id, shard)
+            .map_err(|e| format!("shard {shard}: {e}"))?;
+        sink.write_all(&[0u8; coffer_erasure::HEADER_LEN])
+            .map_err(|e| e.to_string())?;
+        sinks.push((shard, sink));
+    }
+    let use_shards = &good[..cfg.data];
+    for b in 0..blocks {
+        let block_len =
+            (seg.sealed_len - b * cfg.block_size as u64).min(cfg.block_size as u64) as usize;
+        let mut slots: Vec<Option<Vec<u8>>> = vec![None; width];
+        for &s in use_shards {
+            let src = sources[s].as_ref().ok_or("source vanished")?;
+            let data = read_block(src.as_ref(), &cfg, seg.sealed_len, b)
+                .map_err(|e| format!("shard {s} block {b}: {e}"))?;
+            slots[s] = Some(data);
+        }
+        codec
+            .reconstruct(&mut slots, block_len)
+            .map_err(|e| e.to_string())?;
+        for (shard, sink) in &mut sinks {
+            let data = slots[*shard].as_ref().ok_or("shard not rebuilt")?;
+            let mut framed = Vec::with_capacity(data.len() + coffer_erasure::CHECKSUM_LEN);
+            coffer_erasure::frame_block(data, &mut framed);
+            sink.write_all(&framed).map_err(|e| e.to_string())?;
+        }
+    }
+    for (shard, mut sink) in sinks {
+        let header =
+            ShardHeader::new(cfg, shard as u8, seg.sealed_len, id.0).map_err(|e| e.to_string())?;
+        sink.write_at(0, &header.encode())
+            .map_err(|e| e.to_string())?;
+        sink.commit().map_err(|e| format!("shard {shard}: {e}"))?;
+        health.healed.push(shard);
+    }
+    Ok(health)
+}
+
+/// Block `b` of a shard file, CRC checked.
+fn read_block(
+    src: &dyn ShardSource,
+    cfg: &ErasureConfig,
+    sealed_len: u64,
+    b: u64,
+) -> io::Result<Vec<u8>> {
+    let offset = coffer_erasure::block_offset_in_file(cfg, sealed_len, b);
+    let framed_len = coffer_erasure::framed_block_len(cfg, sealed_len, b);
+    let mut buf = vec![0u8; framed_len];
+    src.read_exact_at(&mut buf, offset)?;
+    coffer_erasure::unframe_block_vec(buf)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}

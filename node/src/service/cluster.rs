@@ -1,0 +1,41 @@
+//! The admin API's cluster routes: status from this node, membership changes at the leader.
+
+use coffer_s3api::backend::{ClusterAdminRequest, StoreError, StoreResult};
+
+use super::NodeService;
+use crate::cluster::membership::{Change, MembershipError};
+
+impl NodeService {
+    pub(crate) async fn cluster_admin(
+        &self,
+        req: ClusterAdminRequest,
+    ) -> StoreResult<serde_json::Value> {
+        let (Some(node), Some(shards)) = (&self.cluster, self.shards.cluster_side()) else {
+            return Err(StoreError::NotImplemented(
+                "this node runs alone: start it with --cluster-cert/--cluster-key/--cluster-ca"
+                    .into(),
+            ));
+        };
+        let change = match req {
+            ClusterAdminRequest::Status => return Ok(self.cluster_status(shards)),
+            ClusterAdminRequest::AddNode { id, addr } => Change::Add { id, addr },
+            ClusterAdminRequest::RemoveNode(id) => Change::Remove { id },
+        };
+        match node.membership.apply(change, &[]).await {
+            Ok(()) => Ok(self.cluster_status(shards)),
+            Err(MembershipError::Refused(message)) => Err(StoreError::InvalidArgument(message)),
+            Err(MembershipError::Failed(message)) => {
+                tracing::warn!(%message, "membership change failed");
+                Err(StoreError::Unavailable)
+            }
+        }
+    }
+
+    fn cluster_status(&self, shards: &crate::shards::remote::ClusterShards) -> serde_json::Value {
+        let mut v = crate::cluster::status_json(&self.meta, shards, &self.drives);
+        if let Some(h) = &self.healer {
+            v["heal"] = serde_json::to_value(h.stats()).unwrap_or_default();
+        }
+        v
+    }
+}

@@ -1,0 +1,510 @@
+//! Shards on peers: [`ClusterShards`] (the layout, peer liveness, placement across nodes) and
+//! [`RemoteDrive`], a peer's drive behind the [`ShardStore`] interface.
+//!
+//! The pipelines call stores from the blocking pool; a remote store runs its RPC there with
+//! `Handle::block_on`, which is allowed on blocking-pool threads. Every call has a deadline,
+//! and a peer that failed to answer is skipped at once until a heartbeat reaches it again.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use coffer_cluster::{Transport, TransportError};
+use coffer_erasure::ErasureConfig;
+use coffer_s3api::backend::StoreError;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use super::layout::{self, NodeRecord};
+use super::liveness::Liveness;
+use super::wire::{self, Reply, Request, Status};
+use super::{ShardStore, ShardTargets};
+use crate::drive::{DataId, Drive};
+use crate::manifest::Segment;
+use crate::seams::{ShardSink, ShardSource};
+
+/// Deadline of one shard call (a block of at most a few MiB).
+const CALL_DEADLINE: Duration = Duration::from_secs(5);
+/// Deadline of a heartbeat.
+const PING_DEADLINE: Duration = Duration::from_secs(1);
+/// Heartbeat period.
+const PING_EVERY: Duration = Duration::from_millis(500);
+/// A remote write sends its bytes in calls of about this size.
+const APPEND_CHUNK: usize = 1 << 20;
+
+/// What every remote store of this node shares.
+pub struct ClusterInner {
+    self_id: u64,
+    transport: Arc<dyn Transport>,
+    nodes: RwLock<Vec<NodeRecord>>,
+    liveness: Liveness,
+    parity: Option<usize>,
+    sessions: AtomicU64,
+    rt: Handle,
+}
+
+/// The cluster side of a node's shard map. Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterShards {
+    inner: Arc<ClusterInner>,
+}
+
+impl ClusterShards {
+    /// Shards of node `self_id` (whose own record is `me`) and its peers over `transport`;
+    /// `parity` overrides the parity chosen by drive count. Call inside a tokio runtime.
+    pub fn new(
+        me: NodeRecord,
+        transport: Arc<dyn Transport>,
+        parity: Option<usize>,
+        session_seed: u64,
+    ) -> Self {
+        Self {
+            inner: Arc::new(ClusterInner {
+                self_id: me.id,
+                transport,
+                nodes: RwLock::new(vec![me]),
+                liveness: Liveness::default(),
+                parity,
+                sessions: AtomicU64::new(session_seed),
+                rt: Handle::current(),
+            }),
+        }
+    }
+
+    /// This node's id.
+    pub fn self_id(&self) -> u64 {
+        self.inner.self_id
+    }
+
+    /// The nodes of the layout, by id.
+    pub fn nodes(&self) -> Vec<NodeRecord> {
+        self.inner
+            .nodes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the layout (from the Raft records of the current members); this node's own
+    /// record is kept even before it appears there.
+    pub fn set_nodes(&self, mut nodes: Vec<NodeRecord>) {
+        let me = self.inner.self_id;
+        let mut cur = self.inner.nodes.write().unwrap_or_else(|p| p.into_inner());
+        if !nodes.iter().any(|n| n.id == me) {
+            if let Some(own) = cur.iter().find(|n| n.id == me).cloned() {
+                nodes.push(own);
+            }
+        }
+        nodes.sort_unstable_by_key(|n| n.id);
+        for n in &nodes {
+            if n.id != me {
+                self.inner.transport.learn_peer(n.id, &n.quic);
+            }
+        }
+        *cur = nodes;
+    }
+
+    /// Peer health.
+    pub fn liveness(&self) -> &Liveness {
+        &self.inner.liveness
+    }
+
+    /// The erasure layout over all drives of the layout.
+    pub fn erasure(&self) -> Option<ErasureConfig> {
+        let total: usize = self.nodes().iter().map(|n| n.drives).sum();
+        erasure_for(total, self.inner.parity)
+    }
+
+    /// Placement of a new segment (see [`layout::place`]).
+    pub fn place(
+        &self,
+        hash: u64,
+        local: &[Arc<Drive>],
+    ) -> Result<(ErasureConfig, ShardTargets), StoreError> {
+        let nodes = self.nodes();
+        let total: usize = nodes.iter().map(|n| n.drives).sum();
+        let cfg = erasure_for(total, self.inner.parity).ok_or_else(|| {
+            StoreError::Internal(format!(
+                "parity {:?} does not fit {total} drives",
+                self.inner.parity
+            ))
+        })?;
+        let pairs: Vec<(u64, usize)> = nodes.iter().map(|n| (n.id, n.drives)).collect();
+        let placed = layout::place(hash, &pairs, cfg.width()).ok_or(StoreError::Unavailable)?;
+        let mut targets = ShardTargets {
+            drives: Vec::with_capacity(placed.len()),
+            nodes: Vec::with_capacity(placed.len()),
+            stores: Vec::with_capacity(placed.len()),
+        };
+        for (node, drive) in placed {
+            targets.stores.push(self.store(node, drive, local)?);
+            targets.nodes.push(node);
+            targets.drives.push(drive);
+        }
+        Ok((cfg, targets))
+    }
+
+    /// The stores of `seg`'s shards.
+    pub fn resolve(
+        &self,
+        seg: &Segment,
+        local: &[Arc<Drive>],
+    ) -> Result<Vec<Arc<dyn ShardStore>>, StoreError> {
+        if seg.nodes.len() != seg.drives.len() {
+            return Err(StoreError::Internal(
+                "segment names a node for some shards only".into(),
+            ));
+        }
+        seg.nodes
+            .iter()
+            .zip(&seg.drives)
+            .map(|(&n, &d)| self.store(n, d, local))
+            .collect()
+    }
+
+    fn store(
+        &self,
+        node: u64,
+        drive: usize,
+        local: &[Arc<Drive>],
+    ) -> Result<Arc<dyn ShardStore>, StoreError> {
+        if node == self.inner.self_id {
+            return local
+                .get(drive)
+                .map(|d| d.clone() as Arc<dyn ShardStore>)
+                .ok_or_else(|| StoreError::Internal(format!("no local drive {drive}")));
+        }
+        Ok(Arc::new(RemoteDrive {
+            node,
+            drive,
+            inner: self.inner.clone(),
+        }))
+    }
+
+    /// Probes every peer of the layout until `stop`, marking them up or down.
+    pub async fn heartbeats(self, stop: CancellationToken) {
+        loop {
+            let peers: Vec<u64> = self
+                .nodes()
+                .iter()
+                .map(|n| n.id)
+                .filter(|&id| id != self.inner.self_id)
+                .collect();
+            let probes = peers.into_iter().map(|id| {
+                let inner = self.inner.clone();
+                async move {
+                    let ok = inner
+                        .call(id, &Request::Ping, Bytes::new(), PING_DEADLINE, true)
+                        .await
+                        .is_ok();
+                    if inner.liveness.report(id, ok) {
+                        if ok {
+                            tracing::info!(node = id, "peer is reachable again");
+                        } else {
+                            tracing::warn!(node = id, "peer is unreachable");
+                        }
+                    }
+                }
+            });
+            futures::future::join_all(probes).await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(PING_EVERY) => {}
+            }
+        }
+    }
+}
+
+/// k+m over `total` drives: by drive count, or with the configured parity.
+fn erasure_for(total: usize, parity: Option<usize>) -> Option<ErasureConfig> {
+    match parity {
+        None => ErasureConfig::for_drives(total).ok(),
+        Some(m) => {
+            let width = total.min(coffer_erasure::MAX_DEFAULT_WIDTH);
+            let k = width.checked_sub(m).filter(|k| *k > 0)?;
+            ErasureConfig::new(k, m, coffer_erasure::DEFAULT_BLOCK_SIZE).ok()
+        }
+    }
+}
+
+fn io_err(kind: io::ErrorKind, msg: impl Into<String>) -> io::Error {
+    io::Error::new(kind, msg.into())
+}
+
+impl ClusterInner {
+    /// One shard call; `probe` lets heartbeats reach a peer marked down.
+    async fn call(
+        &self,
+        node: u64,
+        req: &Request,
+        body: Bytes,
+        deadline: Duration,
+        probe: bool,
+    ) -> io::Result<(Reply, Bytes)> {
+        if !probe && self.liveness.is_down(node) {
+            return Err(io_err(
+                io::ErrorKind::ConnectionRefused,
+                format!("node {node} is down"),
+            ));
+        }
+        let msg = wire::encode(req, &body);
+        match self
+            .transport
+            .call_with_deadline(node, wire::CHANNEL, msg, deadline)
+            .await
+        {
+            Ok(reply) => {
+                let (reply, body): (Reply, Bytes) = wire::decode(&reply)
+                    .map_err(|e| io_err(io::ErrorKind::InvalidData, e.to_string()))?;
+                match reply.status {
+                    Status::Ok => Ok((reply, body)),
+                    Status::NotFound => Err(io_err(io::ErrorKind::NotFound, "no such shard")),
+                    Status::Failed => Err(io::Error::other(format!(
+                        "node {node}: {}",
+                        reply.message.unwrap_or_default()
+                    ))),
+                }
+            }
+            Err(e) => {
+                let kind = match &e {
+                    TransportError::Unreachable { .. } => io::ErrorKind::ConnectionRefused,
+                    TransportError::Timeout { .. } => io::ErrorKind::TimedOut,
+                    _ => io::ErrorKind::Other,
+                };
+                if matches!(
+                    e,
+                    TransportError::Unreachable { .. } | TransportError::Timeout { .. }
+                ) && self.liveness.report(node, false)
+                {
+                    tracing::warn!(node, error = %e, "peer is unreachable");
+                }
+                Err(io_err(kind, e.to_string()))
+            }
+        }
+    }
+
+    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.rt.block_on(f)
+    }
+}
+
+/// A drive of a peer.
+pub struct RemoteDrive {
+    node: u64,
+    drive: usize,
+    inner: Arc<ClusterInner>,
+}
+
+impl ShardStore for RemoteDrive {
+    fn create(&self, id: DataId, shard: usize) -> io::Result<Box<dyn ShardSink>> {
+        let session = self.inner.sessions.fetch_add(1, Ordering::Relaxed);
+        let req = Request::Open {
+            drive: self.drive,
+            id: id.to_hex(),
+            shard,
+            session,
+        };
+        self.inner.block_on(self.inner.call(
+            self.node,
+            &req,
+            Bytes::new(),
+            CALL_DEADLINE,
+            false,
+        ))?;
+        Ok(Box::new(RemoteSink {
+            node: self.node,
+            session,
+            sent: 0,
+            buf: Vec::with_capacity(APPEND_CHUNK + (64 << 10)),
+            patch: None,
+            done: false,
+            inner: self.inner.clone(),
+        }))
+    }
+
+    fn open_shard(&self, id: DataId, shard: usize) -> io::Result<Box<dyn ShardSource>> {
+        let req = Request::Stat {
+            drive: self.drive,
+            id: id.to_hex(),
+            shard,
+        };
+        let (reply, _) = self.inner.block_on(self.inner.call(
+            self.node,
+            &req,
+            Bytes::new(),
+            CALL_DEADLINE,
+            false,
+        ))?;
+        Ok(Box::new(RemoteSource {
+            node: self.node,
+            drive: self.drive,
+            id,
+            shard,
+            len: reply.len.unwrap_or(0),
+            inner: self.inner.clone(),
+        }))
+    }
+
+    fn remove(&self, id: DataId, shard: usize) -> io::Result<()> {
+        let req = Request::Delete {
+            drive: self.drive,
+            id: id.to_hex(),
+            shard,
+        };
+        self.inner
+            .block_on(
+                self.inner
+                    .call(self.node, &req, Bytes::new(), CALL_DEADLINE, false),
+            )
+            .map(|_| ())
+    }
+
+    fn node(&self) -> Option<u64> {
+        Some(self.node)
+    }
+}
+
+/// A shard being written on a peer: buffered into calls of about [`APPEND_CHUNK`].
+struct RemoteSink {
+    node: u64,
+    session: u64,
+    /// Bytes the peer has acknowledged.
+    sent: u64,
+    buf: Vec<u8>,
+    /// Bytes to write at an offset already sent (the header), sent with the commit.
+    patch: Option<(u64, Vec<u8>)>,
+    done: bool,
+    inner: Arc<ClusterInner>,
+}
+
+impl RemoteSink {
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let body = Bytes::from(std::mem::take(&mut self.buf));
+        let len = body.len() as u64;
+        let req = Request::Append {
+            session: self.session,
+            offset: self.sent,
+        };
+        self.inner
+            .block_on(self.inner.call(self.node, &req, body, CALL_DEADLINE, false))?;
+        self.sent += len;
+        Ok(())
+    }
+}
+
+impl ShardSink for RemoteSink {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(buf);
+        if self.buf.len() >= APPEND_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let end = offset + data.len() as u64;
+        if offset >= self.sent && end <= self.sent + self.buf.len() as u64 {
+            let at = (offset - self.sent) as usize;
+            self.buf[at..at + data.len()].copy_from_slice(data);
+            return Ok(());
+        }
+        if end > self.sent {
+            return Err(io_err(
+                io::ErrorKind::InvalidInput,
+                "remote shard patch straddles sent and buffered bytes",
+            ));
+        }
+        self.patch = Some((offset, data.to_vec()));
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> io::Result<()> {
+        self.flush()?;
+        let (at, body) = self.patch.take().unwrap_or((0, Vec::new()));
+        let req = Request::Commit {
+            session: self.session,
+            len: self.sent,
+            at,
+        };
+        self.done = true;
+        self.inner
+            .block_on(
+                self.inner
+                    .call(self.node, &req, Bytes::from(body), CALL_DEADLINE, false),
+            )
+            .map(|_| ())
+    }
+}
+
+impl Drop for RemoteSink {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Abandoned: tell the peer to drop the partial file now rather than at its idle reap.
+        let inner = self.inner.clone();
+        let (node, session) = (self.node, self.session);
+        self.inner.rt.spawn(async move {
+            let _ = inner
+                .call(
+                    node,
+                    &Request::Abort { session },
+                    Bytes::new(),
+                    PING_DEADLINE,
+                    false,
+                )
+                .await;
+        });
+    }
+}
+
+/// A shard file on a peer; each read is one call.
+struct RemoteSource {
+    node: u64,
+    drive: usize,
+    id: DataId,
+    shard: usize,
+    len: u64,
+    inner: Arc<ClusterInner>,
+}
+
+impl ShardSource for RemoteSource {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let req = Request::Read {
+            drive: self.drive,
+            id: self.id.to_hex(),
+            shard: self.shard,
+            offset,
+            len: buf.len() as u64,
+        };
+        let (_, body) = self.inner.block_on(self.inner.call(
+            self.node,
+            &req,
+            Bytes::new(),
+            CALL_DEADLINE,
+            false,
+        ))?;
+        if body.len() != buf.len() {
+            return Err(io_err(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "node {} sent {} of {} bytes",
+                    self.node,
+                    body.len(),
+                    buf.len()
+                ),
+            ));
+        }
+        buf.copy_from_slice(&body);
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.len)
+    }
+}
