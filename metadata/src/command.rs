@@ -99,6 +99,15 @@ pub enum Command {
         /// Compare-and-set condition on the current value.
         expect: RecordExpect,
     },
+    /// `command`, applied at most once per `request` (32 hex digits, chosen at random by the
+    /// proposer): a retry of a write whose outcome was unknown gets the first outcome back
+    /// instead of applying again (`requests.rs`).
+    Once {
+        /// Request id.
+        request: String,
+        /// The write.
+        command: Box<Command>,
+    },
 }
 
 /// The condition a [`Command::PutRecord`] needs to apply.
@@ -127,6 +136,7 @@ impl Command {
             Command::CompleteUpload { .. } => "complete_upload",
             Command::AbortUpload { .. } => "abort_upload",
             Command::PutRecord { .. } => "put_record",
+            Command::Once { command, .. } => command.name(),
         }
     }
 }
@@ -330,6 +340,9 @@ pub(crate) fn execute(
             }
             Ok(Response::Done)
         }
+        // The state machine unwraps one level with its log index (`requests.rs`); a `Once`
+        // inside a `Once` is refused.
+        Command::Once { .. } => reject(invalid("nested request id")),
     }
 }
 

@@ -4,9 +4,9 @@
 //! Writes: the follower sends the JSON [`Command`] on `meta-write`; the leader proposes it and
 //! answers with the state machine's [`Response`]. A refusal that proves the write was not
 //! proposed (the receiver is not the leader, is stopping, or cannot be reached) is retried
-//! against the new leader with backoff, bounded by `MetaOptions::forward_timeout`. A timeout or
-//! a connection lost mid-call is not retried: the write may have committed, and a blind retry
-//! could apply it twice (exactly-once needs request ids in the state machine; next step).
+//! against the new leader with backoff, bounded by `MetaOptions::forward_timeout`. So is a
+//! timeout or a connection lost mid-call: every write with peers carries a request id
+//! (`Command::Once`), and the state machine answers a retry with the first outcome.
 //!
 //! Reads: the read-index protocol (Raft thesis §6.4). The follower asks the leader on
 //! `meta-read-index`; the leader confirms its leadership with a heartbeat round
@@ -31,8 +31,10 @@ use crate::NodeId;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest single forwarded call; the whole operation is bounded by `forward_timeout`.
-const CALL_DEADLINE: Duration = Duration::from_secs(5);
+/// Longest single forwarded call; the whole operation is bounded by `forward_timeout`. Short:
+/// a call to a leader that just died hangs until it (QUIC notices a dead peer only at its idle
+/// timeout), and retrying is safe (request ids), so the next attempt finds the new leader.
+const CALL_DEADLINE: Duration = Duration::from_secs(1);
 
 /// What one attempt against a presumed leader tells the retry loop.
 enum Step<T> {
@@ -49,6 +51,15 @@ impl MetaStore {
         if self.inner.peers.is_none() {
             return self.propose_unbounded(cmd).await;
         }
+        // With peers, every write carries a request id, so a retry after an unknown outcome
+        // (the leader died mid-call) is answered from the first outcome (`requests.rs`).
+        let cmd = match cmd {
+            once @ Command::Once { .. } => once,
+            other => Command::Once {
+                request: crate::requests::new_id(),
+                command: Box::new(other),
+            },
+        };
         // A leader cut off from its majority never commits and openraft does not give up by
         // itself: bound the wait so the client gets a 503 instead of a hung request. The
         // write may still commit later, as with any ambiguous failure.
@@ -198,15 +209,13 @@ impl MetaStore {
                         ForwardReply::NotLeader(l) => Ok(Step::Retry(l)),
                         ForwardReply::Unavailable(_) => Ok(Step::Retry(None)),
                     },
-                    // Not delivered, or refused before proposing: safe to try again.
-                    Err(
-                        Wire::Unreachable { .. }
-                        | Wire::UnknownChannel { .. }
-                        | Wire::Remote { .. },
-                    ) => Ok(Step::Retry(None)),
-                    Err(e) => Err(MetaError::Unavailable(format!(
-                        "write forwarded to node {target}, outcome unknown: {e}"
-                    ))),
+                    Err(Wire::Closed) => Err(MetaError::Unavailable("transport closed".into())),
+                    // Not delivered, refused before proposing, or an unknown outcome: the
+                    // request id makes a retry safe (it cannot apply twice).
+                    Err(e) => {
+                        tracing::debug!(target, error = %e, "forwarded write failed; retrying");
+                        Ok(Step::Retry(None))
+                    }
                 }
             }
         })

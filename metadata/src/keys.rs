@@ -30,6 +30,10 @@ pub(crate) const UPLOAD_INDEX: u8 = b'i';
 pub(crate) const PART: u8 = b'p';
 /// Prefix of admin records (`records.rs`).
 pub(crate) const RECORD: u8 = b'r';
+/// Prefix of remembered request outcomes (`requests.rs`): `q ‖ request id (16 bytes)`.
+pub(crate) const REQUEST: u8 = b'q';
+/// Prefix of the requests-by-log-index index: `Q ‖ index (u64 BE) ‖ request id`.
+pub(crate) const REQUEST_INDEX: u8 = b'Q';
 
 /// Last applied log id (JSON `LogId`), written in the same batch as each entry's data.
 pub(crate) const META_LAST_APPLIED: &[u8] = b"mlast_applied";
@@ -41,7 +45,16 @@ pub(crate) const META_SNAPSHOT_META: &[u8] = b"msnapshot_meta";
 pub(crate) const META_SNAPSHOT_DATA: &[u8] = b"msnapshot_data";
 
 /// Prefixes that hold replicated data (everything a snapshot carries).
-pub(crate) const DATA_PREFIXES: [u8; 6] = [BUCKET, OBJECT, UPLOAD, UPLOAD_INDEX, PART, RECORD];
+pub(crate) const DATA_PREFIXES: [u8; 8] = [
+    BUCKET,
+    OBJECT,
+    UPLOAD,
+    UPLOAD_INDEX,
+    PART,
+    RECORD,
+    REQUEST,
+    REQUEST_INDEX,
+];
 
 const SEP: u8 = 0x00;
 

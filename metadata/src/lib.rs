@@ -16,6 +16,7 @@ mod network;
 mod reads;
 mod records;
 mod remote;
+mod requests;
 mod snapshot;
 mod state_machine;
 mod store;

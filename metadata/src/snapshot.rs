@@ -13,7 +13,7 @@ use crate::types::{BucketRecord, ObjectRecord, PartRecord, UploadRecord};
 
 /// Version of the body layout; bumped on an incompatible change. Version 2 added `records`;
 /// version 1 bodies (without them) still install.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// Everything a snapshot carries, each list in key order.
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -32,6 +32,17 @@ pub(crate) struct SnapshotBody {
     /// All admin records (format 2).
     #[serde(default)]
     records: Vec<SnapshotRecord>,
+    /// Remembered request outcomes (format 3; `requests.rs`).
+    #[serde(default)]
+    requests: Vec<SnapshotRequest>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotRequest {
+    /// 32 hex digits.
+    id: String,
+    outcome: crate::requests::RequestOutcome,
 }
 
 /// An admin record with its namespace and id.
@@ -113,8 +124,18 @@ pub(crate) fn encode_dump(raw: &RawDump) -> Result<Vec<u8>, StoreError> {
                     value,
                 });
             }
-            // The index is derived from the uploads; install rebuilds it.
-            Some(keys::UPLOAD_INDEX) => {}
+            Some(keys::REQUEST) => {
+                let id: [u8; 16] = k
+                    .get(1..)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(corrupt)?;
+                body.requests.push(SnapshotRequest {
+                    id: id.iter().map(|b| format!("{b:02x}")).collect(),
+                    outcome: decode(v)?,
+                });
+            }
+            // The indexes are derived from the uploads and requests; install rebuilds them.
+            Some(keys::UPLOAD_INDEX) | Some(keys::REQUEST_INDEX) => {}
             _ => return Err(corrupt()),
         }
     }
@@ -125,7 +146,7 @@ pub(crate) fn encode_dump(raw: &RawDump) -> Result<Vec<u8>, StoreError> {
 /// The caller has already staged removal of every existing key in the same batch.
 pub(crate) fn stage_install(bytes: &[u8], batch: &mut sled::Batch) -> Result<(), StoreError> {
     let body: SnapshotBody = decode(bytes)?;
-    if body.format != FORMAT && body.format != 1 {
+    if !(1..=FORMAT).contains(&body.format) {
         return Err(StoreError::UnknownSnapshotFormat(body.format));
     }
     for b in &body.buckets {
@@ -149,6 +170,14 @@ pub(crate) fn stage_install(bytes: &[u8], batch: &mut sled::Batch) -> Result<(),
     }
     for r in &body.records {
         batch.insert(keys::record(&r.namespace, &r.id), r.value.as_bytes());
+    }
+    for r in &body.requests {
+        let id = crate::requests::parse_id(&r.id).ok_or(StoreError::CorruptKey {
+            tree: "snapshot",
+            key: r.id.as_bytes().to_vec(),
+        })?;
+        batch.insert(crate::requests::key(&id), encode(&r.outcome)?);
+        batch.insert(crate::requests::index_key(r.outcome.index, &id), Vec::new());
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use openraft::{
 };
 
 use crate::codec::encode;
-use crate::command::{execute, get, Response};
+use crate::command::{execute, get, Command, Response};
 use crate::error::StoreError;
 use crate::snapshot::{dump, encode_dump, stage_install, RawDump};
 use crate::{keys, Node, NodeId, OpenGuard, TypeConfig};
@@ -66,6 +66,15 @@ impl StateMachineStore {
         let mut membership = None;
         let response = match &entry.payload {
             EntryPayload::Blank => Response::Done,
+            EntryPayload::Normal(Command::Once { request, command }) => {
+                crate::requests::apply_once(
+                    &self.tree,
+                    request,
+                    command,
+                    entry.log_id.index,
+                    &mut batch,
+                )?
+            }
             EntryPayload::Normal(cmd) => execute(&self.tree, cmd, &mut batch)?,
             EntryPayload::Membership(m) => {
                 let stored = StoredMembership::new(Some(entry.log_id), m.clone());

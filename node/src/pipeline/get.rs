@@ -49,6 +49,8 @@ pub struct SegmentReader<O: PackageOpener = StreamKey> {
     sources: Vec<SourceState>,
     cache: Option<(u64, Vec<usize>, Vec<u8>)>,
     combos: Vec<Vec<usize>>,
+    /// Called once when a shard turns out missing or corrupt (heal on read).
+    on_degraded: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl<O: PackageOpener> SegmentReader<O> {
@@ -82,7 +84,20 @@ impl<O: PackageOpener> SegmentReader<O> {
             key: Arc::new(key),
             drives: picked,
             cache: None,
+            on_degraded: None,
         })
+    }
+
+    /// Calls `hook` (once) when a shard of the segment is found missing or corrupt.
+    pub fn on_degraded(mut self, hook: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.on_degraded = Some(hook);
+        self
+    }
+
+    fn degraded(&mut self) {
+        if let Some(hook) = self.on_degraded.take() {
+            hook();
+        }
     }
 
     /// Number of packages in the segment (at least one, even when empty).
@@ -218,6 +233,7 @@ impl<O: PackageOpener> SegmentReader<O> {
                 Ok(Err(e)) => {
                     tracing::warn!(data_id = %self.seg.data_id, shard, error = %e, "shard read failed");
                     self.sources[shard] = SourceState::Missing;
+                    self.degraded();
                     return Ok(false);
                 }
                 Err(_) => return Err(StoreError::Internal("shard read task failed".into())),
@@ -226,6 +242,7 @@ impl<O: PackageOpener> SegmentReader<O> {
                 Ok(data) => shards[shard] = Some(data.to_vec()),
                 Err(_) => {
                     tracing::warn!(data_id = %self.seg.data_id, shard, block = b, "shard block failed its checksum");
+                    self.degraded();
                     return Ok(false);
                 }
             }
@@ -253,9 +270,18 @@ impl<O: PackageOpener> SegmentReader<O> {
                 self.sources[shard] = SourceState::Open(src.clone());
                 Some(src)
             }
-            _ => {
+            other => {
                 tracing::warn!(data_id = %self.seg.data_id, shard, "shard file unavailable");
                 self.sources[shard] = SourceState::Missing;
+                // A shard on a node that is down is not lost: the healer's passes cover the
+                // node's return. One that is gone from a live drive is healed now.
+                let node_down = matches!(&other, Ok(Err(e)) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::TimedOut
+                ));
+                if !node_down {
+                    self.degraded();
+                }
                 None
             }
         }

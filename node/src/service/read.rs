@@ -43,6 +43,7 @@ struct Cursor {
     bucket: String,
     key: String,
     shards: Arc<crate::shards::ShardMap>,
+    healer: Option<Arc<crate::heal::Healer>>,
     metrics: Arc<Metrics>,
     pos: u64,
     end: u64,
@@ -83,7 +84,11 @@ impl Cursor {
             let seg_end = (self.end - seg_start).min(segment.plain_len.max(1) - 1);
             let last = seg_end / PACKAGE_SIZE as u64;
             let stores = self.shards.resolve(segment)?;
-            let reader = SegmentReader::new(segment.clone(), self.cipher.opener(key), &stores)?;
+            let mut reader = SegmentReader::new(segment.clone(), self.cipher.opener(key), &stores)?;
+            if let Some(h) = &self.healer {
+                let h = h.clone();
+                reader = reader.on_degraded(Arc::new(move || h.wake()));
+            }
             self.reader = Some(reader.packages(first, last));
         }
         let Some(reader) = self.reader.as_mut() else {
@@ -132,6 +137,7 @@ impl NodeService {
             bucket: bucket.to_string(),
             key: key.to_string(),
             shards: self.shards.clone(),
+            healer: self.healer.clone(),
             metrics: self.metrics.clone(),
             cipher: self.cipher.clone(),
             pos: start,
