@@ -525,3 +525,86 @@ async fn a_node_from_another_ca_cannot_join() {
     create_bucket(&c.client(2), &after).await;
     put_bytes(&c.client(2), &after, "k", b"v").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_api_removes_and_adds_nodes() {
+    let c = LocalCluster::start(3, 1);
+    let ids = |s: &serde_json::Value| -> Vec<u64> {
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_u64().unwrap())
+            .collect()
+    };
+    // Bad input is a 400, never a 5xx.
+    for (method, path, body) in [
+        ("DELETE", "/api/v1/cluster/nodes/zero", &b""[..]),
+        ("DELETE", "/api/v1/cluster/nodes/0", b""),
+        ("POST", "/api/v1/cluster/nodes", b"{\"id\":4}"),
+        (
+            "POST",
+            "/api/v1/cluster/nodes",
+            b"{\"id\":4,\"addr\":\"nohost\"}",
+        ),
+        ("POST", "/api/v1/cluster/nodes", b"not json"),
+    ] {
+        let r = c.admin(2, method, path, body).await;
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.brief());
+    }
+    // Without the token: refused.
+    let r = http_request(&c.admin_addr(1), "GET", "/api/v1/cluster", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.brief());
+
+    // Remove node 3 through a node that may not lead (forwarded to the leader).
+    let r = c.admin(2, "DELETE", "/api/v1/cluster/nodes/3", b"").await;
+    assert_eq!(r.status, 200, "{}", r.brief());
+    for i in [1, 2] {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let st = c.status(i).await;
+            if ids(&st) == vec![1, 2] {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "node {i} still lists {:?}",
+                ids(&st)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Writes go on with two voters.
+    let bucket = bucket_name("members");
+    create_bucket(&c.client(1), &bucket).await;
+    put_bytes(&c.client(2), &bucket, "k", b"two voters").await;
+
+    // Add it back (it is still running) by id and address.
+    let body = format!(
+        "{{\"id\":3,\"addr\":\"127.0.0.1:{}\"}}",
+        c.base_port + 3 * 10 + 2
+    );
+    let r = c
+        .admin(1, "POST", "/api/v1/cluster/nodes", body.as_bytes())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.brief());
+    let st: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(ids(&st), vec![1, 2, 3], "{st}");
+    let voters = st["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["role"] != "learner")
+        .count();
+    assert_eq!(voters, 3, "{st}");
+    let got = get_bytes(&c.client(3), &bucket, "k").await;
+    assert_eq!(got, b"two voters");
+    // Its drives are back in the layout: new objects span three nodes again.
+    let until = Instant::now() + Duration::from_secs(10);
+    while c.status(1).await["layout_nodes"] != 3 {
+        assert!(Instant::now() < until, "node 3 not back in the layout");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -179,34 +179,33 @@ pub async fn run_layout(
             return;
         }
     };
-    let mut registered = false;
     let mut warned_for: Option<(usize, usize)> = None;
+    let mut announced = false;
     loop {
-        if !registered {
-            let current = meta.get_record(layout::NAMESPACE, &me.id.to_string()).await;
-            registered = match current {
-                Ok(Some(v)) if v == value => true,
-                Ok(_) => meta
+        if let Ok(records) = meta.list_records(layout::NAMESPACE).await {
+            let st = meta.status();
+            let member = st.members.iter().any(|m| m.id == me.id);
+            // (Re-)register while a member whose record is missing or stale: at start-up, and
+            // after a removal and re-add through the admin API.
+            let mine = records.iter().find(|(id, _)| *id == me.id.to_string());
+            if member && mine.map(|(_, v)| v) != Some(&value) {
+                let put = meta
                     .put_record(
                         layout::NAMESPACE,
                         &me.id.to_string(),
                         Some(value.clone()),
                         RecordExpect::Any,
                     )
-                    .await
-                    .is_ok(),
-                Err(_) => false,
-            };
-            if registered {
-                tracing::info!(
-                    node_id = me.id,
-                    drives = me.drives,
-                    "registered in the layout"
-                );
+                    .await;
+                if put.is_ok() && !announced {
+                    announced = true;
+                    tracing::info!(
+                        node_id = me.id,
+                        drives = me.drives,
+                        "registered in the layout"
+                    );
+                }
             }
-        }
-        if let Ok(records) = meta.list_records(layout::NAMESPACE).await {
-            let st = meta.status();
             let nodes: Vec<NodeRecord> = records
                 .iter()
                 .filter_map(|(_, v)| serde_json::from_str::<NodeRecord>(v).ok())
