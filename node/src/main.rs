@@ -62,8 +62,12 @@ fn main() -> anyhow::Result<()> {
     };
     let cfg = Config::resolve(args)?;
     init_logging(cfg.log_format);
+    // Shard writes to peers hold a blocking-pool thread for the whole upload (and serve peers'
+    // writes from the same pool): tokio's default of 512 caps a node at ~100 concurrent
+    // five-wide PUTs. Threads are cheap until used.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(4096)
         .build()?;
     rt.block_on(async move {
         let token = CancellationToken::new();

@@ -222,7 +222,11 @@ pub async fn run_with(
                 node.settings.parity,
                 u64::from_le_bytes(seed),
             );
-            let server = Arc::new(crate::shards::serve::ShardServer::new(drives.clone()));
+            let members = meta.clone();
+            let server = Arc::new(crate::shards::serve::ShardServer::new(
+                drives.clone(),
+                Box::new(move |id| members.status().members.iter().any(|m| m.id == id)),
+            ));
             node.quic.register(crate::shards::wire::CHANNEL, server);
             tokio::spawn(crate::cluster::run_layout(
                 (*meta).clone(),

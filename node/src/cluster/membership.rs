@@ -20,6 +20,9 @@ pub const CHANNEL: &str = "cluster-member";
 /// Longest wait for one membership change (a learner catching up included).
 pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Longest wait for a new learner to catch up with the log, per attempt.
+const LEARNER_CATCH_UP: Duration = Duration::from_secs(20);
+
 /// A membership change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -129,7 +132,16 @@ impl Membership {
         if st.members.iter().any(|m| m.id == id && m.voter) {
             return Ok(());
         }
-        self.meta.add_learner(id, addr).await?;
+        // openraft waits for the learner to catch up without a bound; a node that died while
+        // joining (or a wrong address) must not hold the one-at-a-time lock for ever.
+        match tokio::time::timeout(LEARNER_CATCH_UP, self.meta.add_learner(id, addr)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(MetaError::Unavailable(format!(
+                    "node {id} at {addr} did not catch up within {LEARNER_CATCH_UP:?}"
+                )))
+            }
+        }
         self.meta.promote([id]).await
     }
 
@@ -236,6 +248,27 @@ impl RpcHandler for MemberHandler {
     async fn handle(&self, from: u64, payload: Bytes) -> Result<Bytes, HandlerError> {
         let change: Change =
             serde_json::from_slice(&payload).map_err(|e| HandlerError::new(e.to_string()))?;
+        // A node may ask to join itself; changing anyone else's membership takes a voter (a
+        // removed node's certificate is still valid).
+        let st = self.0.meta.status();
+        let voter = st.members.iter().any(|m| m.id == from && m.voter);
+        let allowed = match &change {
+            Change::Add { id, .. } => *id == from || voter,
+            Change::Remove { .. } => voter,
+        };
+        if !allowed {
+            tracing::warn!(
+                from,
+                ?change,
+                "membership change refused: the caller is not a voter"
+            );
+            let outcome = Outcome::Refused {
+                message: format!("node {from} may not make this change"),
+            };
+            return serde_json::to_vec(&outcome)
+                .map(Bytes::from)
+                .map_err(|e| HandlerError::new(e.to_string()));
+        }
         tracing::info!(from, ?change, "membership change requested");
         let outcome = self.0.apply_here(&change).await;
         serde_json::to_vec(&outcome)

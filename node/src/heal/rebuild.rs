@@ -98,54 +98,115 @@ pub fn check_and_heal(
     if health.bad.is_empty() {
         return Ok(health);
     }
-    let good: Vec<usize> = (0..width).filter(|s| sources[*s].is_some()).collect();
-    if good.len() < cfg.data {
-        return Err(format!(
-            "only {} of {} shards are good; {} needed to rebuild",
-            good.len(),
-            width,
-            cfg.data
-        ));
+    // A source that fails mid-rebuild (a corrupt block a shallow check cannot see) joins the
+    // bad ones and the rebuild starts over from the others, while k good ones are left.
+    for _attempt in 0..=width {
+        let good: Vec<usize> = (0..width).filter(|s| sources[*s].is_some()).collect();
+        if good.len() < cfg.data {
+            return Err(format!(
+                "only {} of {} shards are good; {} needed to rebuild",
+                good.len(),
+                width,
+                cfg.data
+            ));
+        }
+        match rebuild(
+            seg,
+            id,
+            &cfg,
+            &codec,
+            stores,
+            &sources,
+            &good[..cfg.data],
+            &health.bad,
+        ) {
+            Ok(healed) => {
+                health.healed = healed;
+                return Ok(health);
+            }
+            Err(Rebuild::SourceFailed(s)) => {
+                sources[s] = None;
+                health.bad.push(s);
+            }
+            Err(Rebuild::Other(e)) => return Err(e),
+        }
     }
-    let mut sinks = Vec::with_capacity(health.bad.len());
-    for &shard in &health.bad {
-        let mut sink = stores[shard]
-            .create(id, shard)
-            .map_err(|e| format!("shard {shard}: {e}"))?;
-        sink.write_all(&[0u8; coffer_erasure::HEADER_LEN])
-            .map_err(|e| e.to_string())?;
-        sinks.push((shard, sink));
+    Err("rebuild kept failing".into())
+}
+
+enum Rebuild {
+    /// This good shard failed to read back.
+    SourceFailed(usize),
+    Other(String),
+}
+
+/// Rewrites shards `bad` from the good shards `from`; a target that cannot be written is
+/// skipped (left for a later pass), the others are healed.
+#[allow(clippy::too_many_arguments)]
+fn rebuild(
+    seg: &Segment,
+    id: DataId,
+    cfg: &ErasureConfig,
+    codec: &Codec,
+    stores: &[Arc<dyn ShardStore>],
+    sources: &[Option<Box<dyn ShardSource>>],
+    from: &[usize],
+    bad: &[usize],
+) -> Result<Vec<usize>, Rebuild> {
+    let width = cfg.width();
+    let blocks = cfg.block_count(seg.sealed_len);
+    let mut sinks = Vec::with_capacity(bad.len());
+    for &shard in bad {
+        let opened = stores[shard].create(id, shard).and_then(|mut sink| {
+            sink.write_all(&[0u8; coffer_erasure::HEADER_LEN])?;
+            Ok(sink)
+        });
+        match opened {
+            Ok(sink) => sinks.push((shard, sink)),
+            Err(e) => tracing::debug!(shard, error = %e, "cannot write a rebuilt shard now"),
+        }
     }
-    let use_shards = &good[..cfg.data];
+    if sinks.is_empty() {
+        return Ok(Vec::new());
+    }
     for b in 0..blocks {
         let block_len =
             (seg.sealed_len - b * cfg.block_size as u64).min(cfg.block_size as u64) as usize;
         let mut slots: Vec<Option<Vec<u8>>> = vec![None; width];
-        for &s in use_shards {
-            let src = sources[s].as_ref().ok_or("source vanished")?;
-            let data = read_block(src.as_ref(), &cfg, seg.sealed_len, b)
-                .map_err(|e| format!("shard {s} block {b}: {e}"))?;
+        for &s in from {
+            let src = sources[s].as_ref().ok_or(Rebuild::SourceFailed(s))?;
+            let data = read_block(src.as_ref(), cfg, seg.sealed_len, b)
+                .map_err(|_| Rebuild::SourceFailed(s))?;
             slots[s] = Some(data);
         }
         codec
             .reconstruct(&mut slots, block_len)
-            .map_err(|e| e.to_string())?;
-        for (shard, sink) in &mut sinks {
-            let data = slots[*shard].as_ref().ok_or("shard not rebuilt")?;
+            .map_err(|e| Rebuild::Other(e.to_string()))?;
+        let mut failed = Vec::new();
+        for (i, (shard, sink)) in sinks.iter_mut().enumerate() {
+            let Some(data) = slots[*shard].as_ref() else {
+                return Err(Rebuild::Other("shard not rebuilt".into()));
+            };
             let mut framed = Vec::with_capacity(data.len() + coffer_erasure::CHECKSUM_LEN);
             coffer_erasure::frame_block(data, &mut framed);
-            sink.write_all(&framed).map_err(|e| e.to_string())?;
+            if sink.write_all(&framed).is_err() {
+                failed.push(i);
+            }
+        }
+        for i in failed.into_iter().rev() {
+            // Dropping the sink removes its partial file.
+            sinks.remove(i);
         }
     }
+    let mut healed = Vec::with_capacity(sinks.len());
     for (shard, mut sink) in sinks {
-        let header =
-            ShardHeader::new(cfg, shard as u8, seg.sealed_len, id.0).map_err(|e| e.to_string())?;
-        sink.write_at(0, &header.encode())
-            .map_err(|e| e.to_string())?;
-        sink.commit().map_err(|e| format!("shard {shard}: {e}"))?;
-        health.healed.push(shard);
+        let header = ShardHeader::new(*cfg, shard as u8, seg.sealed_len, id.0)
+            .map_err(|e| Rebuild::Other(e.to_string()))?;
+        if sink.write_at(0, &header.encode()).is_ok() && sink.commit().is_ok() {
+            healed.push(shard);
+        }
     }
-    Ok(health)
+    Ok(healed)
 }
 
 /// Block `b` of a shard file, CRC checked.

@@ -282,7 +282,7 @@ impl Backend for NodeService {
         let member = st.members.iter().any(|m| m.id == st.node_id);
         let healthy = match self.shards.cluster_side() {
             None => st.is_leader,
-            Some(_) => member && st.current_leader.is_some(),
+            Some(c) => member && st.current_leader.is_some() && c.is_loaded(),
         };
         if !healthy {
             return Err(StoreError::Unavailable);

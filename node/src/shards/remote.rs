@@ -33,12 +33,17 @@ const PING_DEADLINE: Duration = Duration::from_secs(1);
 const PING_EVERY: Duration = Duration::from_millis(500);
 /// A remote write sends its bytes in calls of about this size.
 const APPEND_CHUNK: usize = 1 << 20;
+/// ... or at least this often, so a slow upload keeps its session on the peer alive.
+const APPEND_EVERY: Duration = Duration::from_secs(10);
 
 /// What every remote store of this node shares.
 pub struct ClusterInner {
     self_id: u64,
     transport: Arc<dyn Transport>,
     nodes: RwLock<Vec<NodeRecord>>,
+    /// The layout has been read from Raft at least once (until then only this node is known,
+    /// and placing shards would give new objects no redundancy).
+    loaded: std::sync::atomic::AtomicBool,
     liveness: Liveness,
     parity: Option<usize>,
     sessions: AtomicU64,
@@ -65,6 +70,7 @@ impl ClusterShards {
                 self_id: me.id,
                 transport,
                 nodes: RwLock::new(vec![me]),
+                loaded: std::sync::atomic::AtomicBool::new(false),
                 liveness: Liveness::default(),
                 parity,
                 sessions: AtomicU64::new(session_seed),
@@ -104,6 +110,12 @@ impl ClusterShards {
             }
         }
         *cur = nodes;
+        self.inner.loaded.store(true, Ordering::Release);
+    }
+
+    /// True once the layout has been read from Raft.
+    pub fn is_loaded(&self) -> bool {
+        self.inner.loaded.load(Ordering::Acquire)
     }
 
     /// Peer health.
@@ -123,14 +135,14 @@ impl ClusterShards {
         hash: u64,
         local: &[Arc<Drive>],
     ) -> Result<(ErasureConfig, ShardTargets), StoreError> {
+        if !self.is_loaded() {
+            return Err(StoreError::Unavailable);
+        }
         let nodes = self.nodes();
         let total: usize = nodes.iter().map(|n| n.drives).sum();
-        let cfg = erasure_for(total, self.inner.parity).ok_or_else(|| {
-            StoreError::Internal(format!(
-                "parity {:?} does not fit {total} drives",
-                self.inner.parity
-            ))
-        })?;
+        // Too few drives for the configured parity (nodes still joining): not serving writes
+        // yet is the answer, not an internal error.
+        let cfg = erasure_for(total, self.inner.parity).ok_or(StoreError::Unavailable)?;
         let pairs: Vec<(u64, usize)> = nodes.iter().map(|n| (n.id, n.drives)).collect();
         let placed = layout::place(hash, &pairs, cfg.width()).ok_or(StoreError::Unavailable)?;
         let mut targets = ShardTargets {
@@ -195,10 +207,17 @@ impl ClusterShards {
             let probes = peers.into_iter().map(|id| {
                 let inner = self.inner.clone();
                 async move {
-                    let ok = inner
+                    // A peer that answers, even with a refusal, is up.
+                    let ok = match inner
                         .call(id, &Request::Ping, Bytes::new(), PING_DEADLINE, true)
                         .await
-                        .is_ok();
+                    {
+                        Ok(_) => true,
+                        Err(e) => !matches!(
+                            e.kind(),
+                            io::ErrorKind::ConnectionRefused | io::ErrorKind::TimedOut
+                        ),
+                    };
                     if inner.liveness.report(id, ok) {
                         if ok {
                             tracing::info!(node = id, "peer is reachable again");
@@ -318,6 +337,7 @@ impl ShardStore for RemoteDrive {
             session,
             sent: 0,
             buf: Vec::with_capacity(APPEND_CHUNK + (64 << 10)),
+            last_call: std::time::Instant::now(),
             patch: None,
             done: false,
             inner: self.inner.clone(),
@@ -373,6 +393,7 @@ struct RemoteSink {
     /// Bytes the peer has acknowledged.
     sent: u64,
     buf: Vec<u8>,
+    last_call: std::time::Instant,
     /// Bytes to write at an offset already sent (the header), sent with the commit.
     patch: Option<(u64, Vec<u8>)>,
     done: bool,
@@ -393,6 +414,7 @@ impl RemoteSink {
         self.inner
             .block_on(self.inner.call(self.node, &req, body, CALL_DEADLINE, false))?;
         self.sent += len;
+        self.last_call = std::time::Instant::now();
         Ok(())
     }
 }
@@ -400,7 +422,7 @@ impl RemoteSink {
 impl ShardSink for RemoteSink {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.buf.extend_from_slice(buf);
-        if self.buf.len() >= APPEND_CHUNK {
+        if self.buf.len() >= APPEND_CHUNK || self.last_call.elapsed() >= APPEND_EVERY {
             self.flush()?;
         }
         Ok(())

@@ -18,8 +18,11 @@ use super::wire::{self, Reply, Request, Status};
 use crate::drive::{DataId, Drive};
 use crate::seams::ShardSink;
 
-/// A write session with no call for this long is dropped.
-pub const SESSION_IDLE: Duration = Duration::from_secs(60);
+/// A write session with no call for this long is dropped (writers call at least every 10 s).
+pub const SESSION_IDLE: Duration = Duration::from_secs(300);
+
+/// Largest read answered (the transport's frame limit is 16 MiB; shard blocks are smaller).
+const MAX_READ: u64 = 8 << 20;
 
 /// Most write sessions open at once (per node, all peers together).
 const MAX_SESSIONS: usize = 4096;
@@ -35,14 +38,18 @@ struct Session {
 pub struct ShardServer {
     drives: Vec<Arc<Drive>>,
     sessions: Mutex<HashMap<(u64, u64), Session>>,
+    /// Whether a caller is a member of the cluster now (a removed node's certificate stays
+    /// valid, so the certificate alone does not admit it).
+    is_member: Box<dyn Fn(u64) -> bool + Send + Sync>,
 }
 
 impl ShardServer {
-    /// Serves `drives`.
-    pub fn new(drives: Vec<Arc<Drive>>) -> Self {
+    /// Serves `drives` to the callers `is_member` admits.
+    pub fn new(drives: Vec<Arc<Drive>>, is_member: Box<dyn Fn(u64) -> bool + Send + Sync>) -> Self {
         Self {
             drives,
             sessions: Mutex::default(),
+            is_member,
         }
     }
 
@@ -186,7 +193,7 @@ impl ShardServer {
                 len,
             } => {
                 let (drive, id) = (self.drive(drive)?, data_id(&id)?);
-                if len > coffer_erasure::MAX_BLOCK_SIZE as u64 {
+                if len > MAX_READ {
                     return Err(Reply::failed(format!("read of {len} bytes is too large")));
                 }
                 let buf = blocking(move || {
@@ -230,6 +237,9 @@ async fn blocking<T: Send + 'static>(
 #[async_trait::async_trait]
 impl RpcHandler for ShardServer {
     async fn handle(&self, from: u64, payload: Bytes) -> Result<Bytes, HandlerError> {
+        if !(self.is_member)(from) {
+            return Err(HandlerError::new(format!("node {from} is not a member")));
+        }
         let (req, body) =
             wire::decode::<Request>(&payload).map_err(|e| HandlerError::new(e.to_string()))?;
         let (reply, out) = self.serve(from, req, body).await;
