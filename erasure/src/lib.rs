@@ -21,7 +21,7 @@ pub use config::{
     default_parity, ErasureConfig, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MAX_DEFAULT_WIDTH, MAX_WIDTH,
 };
 pub use error::ErasureError;
-pub use placement::{object_hash, place};
+pub use placement::{object_hash, place, place_on_nodes};
 pub use shard_file::{
     block_offset_in_file, block_range_for_bytes, framed_block_len, shard_file_len, CodecId,
     ShardHeader, FORMAT_VERSION, HEADER_LEN, MAGIC,

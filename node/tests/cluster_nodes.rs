@@ -12,6 +12,16 @@ use aws_sdk_s3::Client;
 use common::cluster::LocalCluster;
 use common::*;
 
+/// The member ids in a `GET /api/v1/cluster` answer.
+fn member_ids(status: &serde_json::Value) -> Vec<u64> {
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_u64().unwrap())
+        .collect()
+}
+
 async fn keys(client: &Client, bucket: &str) -> BTreeSet<String> {
     let out = client
         .list_objects_v2()
@@ -507,12 +517,7 @@ async fn a_node_from_another_ca_cannot_join() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     for i in 1..=3 {
         let st = c.status(i).await;
-        let ids: Vec<u64> = st["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["id"].as_u64().unwrap())
-            .collect();
+        let ids = member_ids(&st);
         assert_eq!(ids, vec![1, 2, 3], "node {i} lists {ids:?}");
     }
     // Still trying, never admitted; the cluster serves on.
@@ -529,14 +534,7 @@ async fn a_node_from_another_ca_cannot_join() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_admin_api_removes_and_adds_nodes() {
     let c = LocalCluster::start(3, 1);
-    let ids = |s: &serde_json::Value| -> Vec<u64> {
-        s["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["id"].as_u64().unwrap())
-            .collect()
-    };
+    let ids = member_ids;
     // Bad input is a 400, never a 5xx.
     for (method, path, body) in [
         ("DELETE", "/api/v1/cluster/nodes/zero", &b""[..]),

@@ -257,7 +257,9 @@ pub fn survivable_node_losses(nodes: &[NodeRecord], width: usize, parity: usize)
     let pairs: Vec<(u64, usize)> = nodes.iter().map(|n| (n.id, n.drives)).collect();
     let mut most = 0;
     for h in 0..256u64 {
-        let Some(p) = layout::place(h.wrapping_mul(0x9e37_79b9_7f4a_7c15), &pairs, width) else {
+        let Some(p) =
+            coffer_erasure::place_on_nodes(h.wrapping_mul(0x9e37_79b9_7f4a_7c15), &pairs, width)
+        else {
             return 0;
         };
         for n in &pairs {

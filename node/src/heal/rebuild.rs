@@ -40,13 +40,6 @@ fn cfg_of(seg: &Segment) -> ErasureConfig {
     }
 }
 
-fn unreachable(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::TimedOut
-    )
-}
-
 /// Checks every shard of `seg` (`deep`: every block's CRC too) and rebuilds the bad ones from
 /// the good ones when at least k are good.
 pub fn check_and_heal(
@@ -72,7 +65,7 @@ pub fn check_and_heal(
                 health.bad.push(shard);
                 sources.push(None);
             }
-            Err(e) if unreachable(&e) => {
+            Err(e) if crate::shards::liveness::is_unreachable(&e) => {
                 health.unreachable.push(shard);
                 sources.push(None);
             }

@@ -275,10 +275,8 @@ impl<O: PackageOpener> SegmentReader<O> {
                 self.sources[shard] = SourceState::Missing;
                 // A shard on a node that is down is not lost: the healer's passes cover the
                 // node's return. One that is gone from a live drive is healed now.
-                let node_down = matches!(&other, Ok(Err(e)) if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::TimedOut
-                ));
+                let node_down =
+                    matches!(&other, Ok(Err(e)) if crate::shards::liveness::is_unreachable(e));
                 if !node_down {
                     self.degraded();
                 }

@@ -6,6 +6,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// True for the shard-call errors that mean "the peer did not answer" (it is down or cut off),
+/// as opposed to a peer that answered with a refusal or a missing shard.
+pub fn is_unreachable(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::TimedOut
+    )
+}
+
 /// Peer health as seen from this node.
 #[derive(Debug, Default)]
 pub struct Liveness {

@@ -17,7 +17,7 @@ use coffer_s3api::backend::StoreError;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use super::layout::{self, NodeRecord};
+use super::layout::NodeRecord;
 use super::liveness::Liveness;
 use super::wire::{self, Reply, Request, Status};
 use super::{ShardStore, ShardTargets};
@@ -129,7 +129,7 @@ impl ClusterShards {
         erasure_for(total, self.inner.parity)
     }
 
-    /// Placement of a new segment (see [`layout::place`]).
+    /// Placement of a new segment (see [`coffer_erasure::place_on_nodes`]).
     pub fn place(
         &self,
         hash: u64,
@@ -144,7 +144,8 @@ impl ClusterShards {
         // yet is the answer, not an internal error.
         let cfg = erasure_for(total, self.inner.parity).ok_or(StoreError::Unavailable)?;
         let pairs: Vec<(u64, usize)> = nodes.iter().map(|n| (n.id, n.drives)).collect();
-        let placed = layout::place(hash, &pairs, cfg.width()).ok_or(StoreError::Unavailable)?;
+        let placed = coffer_erasure::place_on_nodes(hash, &pairs, cfg.width())
+            .ok_or(StoreError::Unavailable)?;
         let mut targets = ShardTargets {
             drives: Vec::with_capacity(placed.len()),
             nodes: Vec::with_capacity(placed.len()),
@@ -213,10 +214,7 @@ impl ClusterShards {
                         .await
                     {
                         Ok(_) => true,
-                        Err(e) => !matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionRefused | io::ErrorKind::TimedOut
-                        ),
+                        Err(e) => !super::liveness::is_unreachable(&e),
                     };
                     if inner.liveness.report(id, ok) {
                         if ok {
@@ -304,8 +302,10 @@ impl ClusterInner {
         }
     }
 
-    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
-        self.rt.block_on(f)
+    /// One shard call with the usual deadline, from a blocking-pool thread.
+    fn call_blocking(&self, node: u64, req: &Request, body: Bytes) -> io::Result<(Reply, Bytes)> {
+        self.rt
+            .block_on(self.call(node, req, body, CALL_DEADLINE, false))
     }
 }
 
@@ -325,13 +325,7 @@ impl ShardStore for RemoteDrive {
             shard,
             session,
         };
-        self.inner.block_on(self.inner.call(
-            self.node,
-            &req,
-            Bytes::new(),
-            CALL_DEADLINE,
-            false,
-        ))?;
+        self.inner.call_blocking(self.node, &req, Bytes::new())?;
         Ok(Box::new(RemoteSink {
             node: self.node,
             session,
@@ -350,13 +344,7 @@ impl ShardStore for RemoteDrive {
             id: id.to_hex(),
             shard,
         };
-        let (reply, _) = self.inner.block_on(self.inner.call(
-            self.node,
-            &req,
-            Bytes::new(),
-            CALL_DEADLINE,
-            false,
-        ))?;
+        let (reply, _) = self.inner.call_blocking(self.node, &req, Bytes::new())?;
         Ok(Box::new(RemoteSource {
             node: self.node,
             drive: self.drive,
@@ -374,10 +362,7 @@ impl ShardStore for RemoteDrive {
             shard,
         };
         self.inner
-            .block_on(
-                self.inner
-                    .call(self.node, &req, Bytes::new(), CALL_DEADLINE, false),
-            )
+            .call_blocking(self.node, &req, Bytes::new())
             .map(|_| ())
     }
 
@@ -411,8 +396,7 @@ impl RemoteSink {
             session: self.session,
             offset: self.sent,
         };
-        self.inner
-            .block_on(self.inner.call(self.node, &req, body, CALL_DEADLINE, false))?;
+        self.inner.call_blocking(self.node, &req, body)?;
         self.sent += len;
         self.last_call = std::time::Instant::now();
         Ok(())
@@ -455,10 +439,7 @@ impl ShardSink for RemoteSink {
         };
         self.done = true;
         self.inner
-            .block_on(
-                self.inner
-                    .call(self.node, &req, Bytes::from(body), CALL_DEADLINE, false),
-            )
+            .call_blocking(self.node, &req, Bytes::from(body))
             .map(|_| ())
     }
 }
@@ -504,13 +485,7 @@ impl ShardSource for RemoteSource {
             offset,
             len: buf.len() as u64,
         };
-        let (_, body) = self.inner.block_on(self.inner.call(
-            self.node,
-            &req,
-            Bytes::new(),
-            CALL_DEADLINE,
-            false,
-        ))?;
+        let (_, body) = self.inner.call_blocking(self.node, &req, Bytes::new())?;
         if body.len() != buf.len() {
             return Err(io_err(
                 io::ErrorKind::UnexpectedEof,
