@@ -15,6 +15,8 @@
 #   rust     cargo nextest run --workspace --no-fail-fast (cargo test when nextest is missing):
 #            unit tests and node/tests/*.rs, which start COFFER_BIN
 #   python   .venv/bin/python -m pytest tests/python -q
+#   compose  scripts/compose-test.sh: the four-node docker-compose.yml cluster in real containers
+#            (runs whenever `docker info` succeeds; reported as not run otherwise)
 #
 # The last line is "N passed, M failed": N and M count TESTS (Rust + Python); M also counts 1 for
 # every failed stage that is not a test stage (venv, fmt, clippy, build) and for a test stage
@@ -223,6 +225,19 @@ if skipped python || { [ -n "${COFFER_BIN:-}" ] && [ -x "$VENV/bin/python" ]; };
 else
   STAGES_FAILED=$((STAGES_FAILED + 1))
   REPORT+=("$(printf '%-8s FAILED  (not run: no server binary or no venv)' python)")
+fi
+
+if skipped compose; then
+  REPORT+=("$(printf '%-8s skipped' compose)")
+elif docker info >/dev/null 2>&1; then
+  if [ -n "${COFFER_BIN:-}" ]; then
+    run_stage compose bash scripts/compose-test.sh
+  else
+    STAGES_FAILED=$((STAGES_FAILED + 1))
+    REPORT+=("$(printf '%-8s FAILED  (not run: no server binary)' compose)")
+  fi
+else
+  REPORT+=("$(printf '%-8s not run: no Docker engine here (docker info failed)' compose)")
 fi
 
 banner "summary ($(($(date +%s) - SUITE_START))s)"

@@ -21,6 +21,28 @@ pub enum AdminCommand {
     /// with --to-key, move SSE-KMS objects to another key) without rewriting object data.
     /// Resumes an interrupted job from its checkpoint; safe to run again.
     Rewrap(RewrapArgs),
+    /// Ask the node whether it serves (exit status 0) or not (1): for container health checks.
+    /// Needs no token.
+    Health(HealthArgs),
+}
+
+/// Options of `coffer admin health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The node's admin API.
+    #[arg(
+        long,
+        env = "COFFER_ADMIN_URL",
+        default_value = "http://127.0.0.1:9001",
+        value_name = "URL"
+    )]
+    pub admin_url: String,
+    /// CA certificate (PEM) that signed the admin API's certificate, for https URLs.
+    #[arg(long, env = "COFFER_ADMIN_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    pub timeout_ms: u64,
 }
 
 /// Options of `coffer admin rewrap`.
@@ -83,15 +105,29 @@ impl AdminCommand {
     pub async fn run(self) -> Result<(), AdminError> {
         match self {
             AdminCommand::Rewrap(args) => rewrap(args).await,
+            AdminCommand::Health(args) => health(args).await,
         }
     }
 }
 
 struct Client {
     url: url_parts::Parts,
-    token: Zeroizing<String>,
+    /// None: endpoints that need no token (health).
+    token: Option<Zeroizing<String>>,
     tls: Option<tokio_rustls::TlsConnector>,
     raw_url: String,
+}
+
+async fn health(args: HealthArgs) -> Result<(), AdminError> {
+    let client = Client::anonymous(&args.admin_url, args.ca.as_deref())?;
+    let answer = tokio::time::timeout(
+        Duration::from_millis(args.timeout_ms),
+        client.send(Method::GET, "/api/v1/health", None),
+    )
+    .await
+    .map_err(|_| client.connect_err(format!("no answer within {} ms", args.timeout_ms)))?;
+    println!("{}", answer?);
+    Ok(())
 }
 
 async fn rewrap(args: RewrapArgs) -> Result<(), AdminError> {
@@ -130,11 +166,26 @@ async fn rewrap(args: RewrapArgs) -> Result<(), AdminError> {
 
 impl Client {
     fn new(url: &str, ca: Option<&std::path::Path>) -> Result<Self, AdminError> {
-        let token = std::env::var("COFFER_ADMIN_TOKEN")
-            .map(Zeroizing::new)
-            .map_err(|_| {
-                AdminError::Usage("set COFFER_ADMIN_TOKEN to the node's admin token".into())
+        let token = crate::secret_env::secret_var("COFFER_ADMIN_TOKEN")
+            .map_err(|e| AdminError::Usage(e.to_string()))?
+            .ok_or_else(|| {
+                AdminError::Usage(
+                    "set COFFER_ADMIN_TOKEN (or COFFER_ADMIN_TOKEN_FILE) to the node's admin token"
+                        .into(),
+                )
             })?;
+        Self::with_token(url, ca, Some(token))
+    }
+
+    fn anonymous(url: &str, ca: Option<&std::path::Path>) -> Result<Self, AdminError> {
+        Self::with_token(url, ca, None)
+    }
+
+    fn with_token(
+        url: &str,
+        ca: Option<&std::path::Path>,
+        token: Option<Zeroizing<String>>,
+    ) -> Result<Self, AdminError> {
         let parts = url_parts::parse(url).map_err(AdminError::Usage)?;
         let tls = if parts.https {
             Some(tls_connector(ca)?)
@@ -168,15 +219,18 @@ impl Client {
             .await
             .map_err(|e| self.connect_err(e))?;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, &addr)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(token) = &self.token {
+            req = req.header(
                 hyper::header::AUTHORIZATION,
-                format!("Bearer {}", self.token.as_str()),
-            )
+                format!("Bearer {}", token.as_str()),
+            );
+        }
+        let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| AdminError::Usage(e.to_string()))?;
         let resp = match &self.tls {

@@ -320,7 +320,20 @@ impl Config {
             Some(Duration::ZERO) => None,
             Some(d) => Some(d),
         };
-        let kms = KmsSettings::resolve(args.kms, file.kms, &|k| std::env::var(k).ok())?;
+        // The Vault credentials may come from files (`COFFER_KMS_VAULT_TOKEN_FILE`, ...).
+        let vault_secret = |name: &str| {
+            crate::secret_env::secret_var(name)
+                .map(|v| v.map(|v| v.to_string()))
+                .map_err(|e| ConfigError::Invalid(e.to_string()))
+        };
+        let vault_token = vault_secret("COFFER_KMS_VAULT_TOKEN")?;
+        let vault_secret_id = vault_secret("COFFER_KMS_VAULT_SECRET_ID")?;
+        let env = |k: &str| match k {
+            "COFFER_KMS_VAULT_TOKEN" => vault_token.clone(),
+            "COFFER_KMS_VAULT_SECRET_ID" => vault_secret_id.clone(),
+            _ => std::env::var(k).ok(),
+        };
+        let kms = KmsSettings::resolve(args.kms, file.kms, &env)?;
         let cluster = crate::cluster_config::ClusterSettings::resolve(args.cluster, file.cluster)?;
         Ok(Self {
             kms,

@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod rewrap;
 pub mod sealed_meta;
 pub mod seams;
+pub mod secret_env;
 pub mod secrets;
 pub mod server;
 pub mod service;

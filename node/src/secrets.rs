@@ -28,6 +28,9 @@ pub enum SecretError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A `NAME` / `NAME_FILE` secret variable could not be read.
+    #[error(transparent)]
+    Env(#[from] crate::secret_env::SecretEnvError),
     /// A sealed file could not be opened with the current KMS root key.
     #[error("sealed secret {0} cannot be opened: was the KMS root key changed?")]
     Unseal(String),
@@ -48,7 +51,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SecretError + '_ {
     }
 }
 
-/// The local KMS root key: `COFFER_KMS_LOCAL_KEY` or a generated development key file.
+/// The local KMS root key: `COFFER_KMS_LOCAL_KEY` (or the file `COFFER_KMS_LOCAL_KEY_FILE`
+/// names) or a generated development key file.
 pub fn kms_root_key(
     env: Option<&str>,
     data: &Path,
@@ -79,7 +83,7 @@ pub fn kms_root_key(
     tracing::warn!(
         path = %path.display(),
         "generated a local KMS root key in the data directory: for development only; \
-         set COFFER_KMS_LOCAL_KEY or use an external KMS in production"
+         set COFFER_KMS_LOCAL_KEY(_FILE) or use an external KMS in production"
     );
     Ok(key)
 }
@@ -165,7 +169,7 @@ async fn sealed_secret(
 
 /// Root credentials from `COFFER_ROOT_USER`/`COFFER_ROOT_PASSWORD`, or generated once.
 pub async fn root_credentials(
-    env: (Option<String>, Option<String>),
+    env: (Option<String>, Option<Zeroizing<String>>),
     data: &Path,
     io: &dyn DriveIo,
     sealer: Sealer<'_>,
@@ -181,7 +185,7 @@ pub async fn root_credentials(
             Ok((
                 RootCredentials {
                     access_key: user,
-                    secret: Zeroizing::new(pass),
+                    secret: pass,
                 },
                 false,
             ))
@@ -201,9 +205,9 @@ pub async fn root_credentials(
     }
 }
 
-/// The admin bearer token from `COFFER_ADMIN_TOKEN`, or generated once.
+/// The admin bearer token from `COFFER_ADMIN_TOKEN` (or `_FILE`), or generated once.
 pub async fn admin_token(
-    env: Option<String>,
+    env: Option<Zeroizing<String>>,
     data: &Path,
     io: &dyn DriveIo,
     sealer: Sealer<'_>,
@@ -215,7 +219,7 @@ pub async fn admin_token(
                 "COFFER_ADMIN_TOKEN needs 16+ characters".into(),
             ));
         }
-        return Ok((Zeroizing::new(t), false));
+        return Ok((t, false));
     }
     let (_, secret, new) =
         sealed_secret("admin-token", data, io, sealer, entropy, String::new).await?;

@@ -18,6 +18,7 @@ use crate::keys::KeyService;
 use crate::metrics::{Metrics, Observer};
 use crate::seams::audit::AuditLog;
 use crate::seams::{Clock, DriveIo, FsDriveIo, SystemClock};
+use crate::secret_env::secret_var;
 use crate::secrets;
 use crate::service::NodeService;
 
@@ -30,6 +31,9 @@ pub enum NodeError {
     /// Secrets could not be loaded.
     #[error(transparent)]
     Secret(#[from] secrets::SecretError),
+    /// A `NAME` / `NAME_FILE` secret variable could not be read.
+    #[error(transparent)]
+    SecretEnv(#[from] crate::secret_env::SecretEnvError),
     /// The metadata store failed.
     #[error("metadata store: {0}")]
     Meta(#[from] coffer_metadata::MetaError),
@@ -114,8 +118,13 @@ pub async fn run_with(
     // The KMS is checked before anything is opened or sealed: a wrong address, token or key
     // stops start-up here with a message that names the provider and the cause.
     let local_root = || {
-        let kms_env = std::env::var("COFFER_KMS_LOCAL_KEY").ok();
-        secrets::kms_root_key(kms_env.as_deref(), &cfg.data, fs.as_ref(), entropy.as_ref())
+        let kms_env = secret_var("COFFER_KMS_LOCAL_KEY")?;
+        secrets::kms_root_key(
+            kms_env.as_deref().map(String::as_str),
+            &cfg.data,
+            fs.as_ref(),
+            entropy.as_ref(),
+        )
     };
     let stack =
         crate::kms_setup::build(&cfg.kms, local_root, entropy.clone(), metrics.clone()).await?;
@@ -126,14 +135,14 @@ pub async fn run_with(
     };
 
     let creds_env = (
-        std::env::var("COFFER_ROOT_USER").ok(),
-        std::env::var("COFFER_ROOT_PASSWORD").ok(),
+        secret_var("COFFER_ROOT_USER")?.map(|v| v.to_string()),
+        secret_var("COFFER_ROOT_PASSWORD")?,
     );
     let (creds, new_creds) =
         secrets::root_credentials(creds_env, &cfg.data, fs.as_ref(), sealer, entropy.as_ref())
             .await?;
     let (token, new_token) = secrets::admin_token(
-        std::env::var("COFFER_ADMIN_TOKEN").ok(),
+        secret_var("COFFER_ADMIN_TOKEN")?,
         &cfg.data,
         fs.as_ref(),
         sealer,

@@ -2,6 +2,9 @@
 //! block's CRC32C, reconstruct from parity when a shard is missing or corrupt, and open the
 //! package. When a package fails authentication although its shards' checksums passed, other
 //! shard combinations are tried before giving up: the AEAD tag is the end-to-end guard.
+//! Combinations are taken in lexicographic order (data shards first) but never include a shard
+//! known to be missing or to hold a corrupt block of the package: with 4+4 and shards 0 and 4
+//! gone, the first combination tried is [1, 2, 3, 5], not one of the 35 that contain shard 0.
 //!
 //! [`PackageStream`] pipelines a run of packages: the reading stage (shard reads, CRCs,
 //! reconstruction) runs ahead of the opening by up to [`READ_AHEAD`] packages, each opened by a
@@ -26,7 +29,7 @@ use crate::shards::ShardStore;
 /// Sealed packages read ahead of the opening thread (16 × 64 KiB = 1 MiB per stream).
 pub const READ_AHEAD: usize = 16;
 
-/// Shard combinations tried per package before the object is declared unreadable.
+/// Shard combinations read per package before the object is declared unreadable.
 const MAX_ATTEMPTS: usize = 32;
 
 /// Sealed bytes per full package.
@@ -48,7 +51,9 @@ pub struct SegmentReader<O: PackageOpener = StreamKey> {
     drives: Vec<Arc<dyn ShardStore>>,
     sources: Vec<SourceState>,
     cache: Option<(u64, Vec<usize>, Vec<u8>)>,
-    combos: Vec<Vec<usize>>,
+    /// (shard, block) pairs whose block failed its checksum: no combination for a package
+    /// covering that block uses the shard again.
+    bad_blocks: Vec<(usize, u64)>,
     /// Called once when a shard turns out missing or corrupt (heal on read).
     on_degraded: Option<Arc<dyn Fn() + Send + Sync>>,
 }
@@ -75,7 +80,7 @@ impl<O: PackageOpener> SegmentReader<O> {
         }
         let picked = stores.to_vec();
         Ok(Self {
-            combos: combinations(width, seg.data, MAX_ATTEMPTS),
+            bad_blocks: Vec::new(),
             sources: (0..width).map(|_| SourceState::Unopened).collect(),
             seg,
             id,
@@ -123,47 +128,73 @@ impl<O: PackageOpener> SegmentReader<O> {
 
     /// The plaintext of package `index`.
     pub async fn read_package(&mut self, index: u64) -> Result<Vec<u8>, StoreError> {
-        self.read_package_from(index, 0).await
+        let mut budget = MAX_ATTEMPTS;
+        self.read_package_after(index, None, &mut budget).await
     }
 
-    /// Like [`Self::read_package`], trying shard combinations from `first_attempt` on.
-    async fn read_package_from(
+    /// Like [`Self::read_package`], trying only shard combinations after `after` (one whose
+    /// package failed authentication), at most `budget` more.
+    async fn read_package_after(
         &mut self,
         index: u64,
-        first_attempt: usize,
+        mut after: Option<Vec<usize>>,
+        budget: &mut usize,
     ) -> Result<Vec<u8>, StoreError> {
-        let mut attempt = first_attempt;
-        while let Some((sealed, used, is_final)) = self.sealed_package(index, attempt).await? {
+        while let Some((sealed, used, is_final)) =
+            self.sealed_package(index, after.as_deref(), budget).await?
+        {
             match self.key.open_package(index, is_final, &sealed) {
                 Ok(p) => return Ok(p),
-                Err(_) => self.auth_failed(index, used),
+                Err(_) => self.auth_failed(index, &used),
             }
-            attempt = used + 1;
+            after = Some(used);
         }
         Err(StoreError::DataCorrupt)
     }
 
-    fn auth_failed(&self, index: u64, attempt: usize) {
-        let combo = &self.combos[attempt];
+    fn auth_failed(&self, index: u64, combo: &[usize]) {
         tracing::warn!(data_id = %self.seg.data_id, index, ?combo, "package failed authentication; trying other shards");
     }
 
-    /// The sealed bytes of package `index` from the first shard combination, at or after
-    /// `first_attempt`, whose shards are available and pass their checksums: (bytes, attempt,
-    /// is_final). None when no combination is left.
+    /// The sealed bytes of package `index` from the first shard combination after `after`
+    /// whose shards are available and pass their checksums, reading at most `budget`
+    /// combinations: (bytes, combination, is_final). None when none is left.
     async fn sealed_package(
         &mut self,
         index: u64,
-        first_attempt: usize,
-    ) -> Result<Option<(Vec<u8>, usize, bool)>, StoreError> {
+        after: Option<&[usize]>,
+        budget: &mut usize,
+    ) -> Result<Option<(Vec<u8>, Vec<usize>, bool)>, StoreError> {
         let (start, len, is_final) = self.package_span(index)?;
-        for attempt in first_attempt..self.combos.len() {
-            let combo = self.combos[attempt].clone();
+        let mut prev = after.map(<[usize]>::to_vec);
+        while *budget > 0 {
+            let Some(combo) = self.next_combo(start, len, prev.as_deref()) else {
+                break;
+            };
+            *budget -= 1;
             if let Some(b) = self.sealed_bytes(start, len, &combo).await? {
-                return Ok(Some((b, attempt, is_final)));
+                return Ok(Some((b, combo, is_final)));
             }
+            prev = Some(combo);
         }
         Ok(None)
+    }
+
+    /// The next combination after `after` (or the first) of shards that may serve the sealed
+    /// bytes [start, start+len): not missing, no corrupt block in that span.
+    fn next_combo(&self, start: u64, len: u64, after: Option<&[usize]>) -> Option<Vec<usize>> {
+        let bs = self.cfg.block_size as u64;
+        let blocks = start / bs..=(start + len - 1) / bs;
+        let usable: Vec<bool> = (0..self.sources.len())
+            .map(|shard| {
+                !matches!(self.sources[shard], SourceState::Missing)
+                    && !self
+                        .bad_blocks
+                        .iter()
+                        .any(|&(s, b)| s == shard && blocks.contains(&b))
+            })
+            .collect();
+        next_combination(&usable, self.cfg.data, after)
     }
 
     /// Packages `first..=last`, in order, with reading pipelined ahead of opening.
@@ -242,6 +273,7 @@ impl<O: PackageOpener> SegmentReader<O> {
                 Ok(data) => shards[shard] = Some(data.to_vec()),
                 Err(_) => {
                     tracing::warn!(data_id = %self.seg.data_id, shard, block = b, "shard block failed its checksum");
+                    self.bad_blocks.push((shard, b));
                     self.degraded();
                     return Ok(false);
                 }
@@ -292,10 +324,11 @@ pub struct PackageStream<O: PackageOpener = StreamKey> {
     next_read: u64,
     next_yield: u64,
     last: u64,
-    /// In-flight opens, oldest first: the shard-combination attempt each package was read
-    /// with, and the blocking-pool task opening it. Each task opens one package (~10-30 µs) and
-    /// ends, so a slow client never pins a thread of the blocking pool that shard I/O needs.
-    inflight: VecDeque<(usize, OpenTask)>,
+    /// In-flight opens, oldest first: the shard combination each package was read with, how
+    /// many more combinations it may try should its tag fail, and the blocking-pool task
+    /// opening it. Each task opens one package (~10-30 µs) and ends, so a slow client never
+    /// pins a thread of the blocking pool that shard I/O needs.
+    inflight: VecDeque<(Vec<usize>, usize, OpenTask)>,
 }
 
 type OpenTask = tokio::task::JoinHandle<Result<Vec<u8>, CryptoError>>;
@@ -314,8 +347,11 @@ impl<O: PackageOpener> PackageStream<O> {
             return self.reader.read_package(index).await.map(Some);
         }
         while self.next_read <= self.last && self.inflight.len() < READ_AHEAD {
-            let Some((sealed, attempt, is_final)) =
-                self.reader.sealed_package(self.next_read, 0).await?
+            let mut budget = MAX_ATTEMPTS;
+            let Some((sealed, combo, is_final)) = self
+                .reader
+                .sealed_package(self.next_read, None, &mut budget)
+                .await?
             else {
                 return Err(StoreError::DataCorrupt);
             };
@@ -323,10 +359,10 @@ impl<O: PackageOpener> PackageStream<O> {
             let at = self.next_read;
             let task =
                 tokio::task::spawn_blocking(move || opener.open_package(at, is_final, &sealed));
-            self.inflight.push_back((attempt, task));
+            self.inflight.push_back((combo, budget, task));
             self.next_read += 1;
         }
-        let Some((attempt, task)) = self.inflight.pop_front() else {
+        let Some((combo, mut budget, task)) = self.inflight.pop_front() else {
             return Err(StoreError::Internal("package pipeline out of step".into()));
         };
         let opened = task
@@ -337,9 +373,9 @@ impl<O: PackageOpener> PackageStream<O> {
             Ok(p) => Ok(Some(p)),
             Err(_) => {
                 // The checksums passed but the tag did not: try the other combinations.
-                self.reader.auth_failed(index, attempt);
+                self.reader.auth_failed(index, &combo);
                 self.reader
-                    .read_package_from(index, attempt + 1)
+                    .read_package_after(index, Some(combo), &mut budget)
                     .await
                     .map(Some)
             }
@@ -347,43 +383,88 @@ impl<O: PackageOpener> PackageStream<O> {
     }
 }
 
-/// The first `limit` k-subsets of 0..n in lexicographic order, so the data shards come first.
-fn combinations(n: usize, k: usize, limit: usize) -> Vec<Vec<usize>> {
-    let mut out = Vec::new();
-    let mut cur: Vec<usize> = (0..k).collect();
-    loop {
-        out.push(cur.clone());
-        if out.len() >= limit {
-            return out;
+/// The lexicographically smallest k-subset of the usable shards that comes after `after` (the
+/// first one without `after`); None when there is none. Lexicographic order puts the data
+/// shards first, so a healthy segment is read without any reconstruction.
+fn next_combination(usable: &[bool], k: usize, after: Option<&[usize]>) -> Option<Vec<usize>> {
+    let avail: Vec<usize> = (0..usable.len()).filter(|&i| usable[i]).collect();
+    if k == 0 || avail.len() < k {
+        return None;
+    }
+    let Some(x) = after else {
+        return Some(avail[..k].to_vec());
+    };
+    // Keep the longest prefix of `after` that is still usable and raise the next position to
+    // the smallest usable shard above it, then fill up with the smallest ones after that.
+    for i in (0..k.min(x.len())).rev() {
+        if !x[..i]
+            .iter()
+            .all(|&s| usable.get(s).copied().unwrap_or(false))
+        {
+            continue;
         }
-        let mut i = k;
-        loop {
-            if i == 0 {
-                return out;
-            }
-            i -= 1;
-            if cur[i] < n - k + i {
-                cur[i] += 1;
-                for j in i + 1..k {
-                    cur[j] = cur[j - 1] + 1;
-                }
-                break;
-            }
+        let pos = avail.partition_point(|&s| s <= x[i]);
+        if pos + (k - i) <= avail.len() {
+            let mut out = x[..i].to_vec();
+            out.extend_from_slice(&avail[pos..pos + (k - i)]);
+            return Some(out);
         }
     }
+    None
 }
 
 #[cfg(test)]
 mod tests {
-    use super::combinations;
+    use super::next_combination;
+
+    fn all(usable: &[bool], k: usize) -> Vec<Vec<usize>> {
+        let mut out: Vec<Vec<usize>> = Vec::new();
+        while let Some(c) = next_combination(usable, k, out.last().map(Vec::as_slice)) {
+            out.push(c);
+        }
+        out
+    }
 
     #[test]
     fn combinations_start_with_data_shards_and_cover_all() {
-        let c = combinations(4, 2, 100);
-        assert_eq!(c[0], vec![0, 1]);
-        assert_eq!(c.len(), 6);
-        assert_eq!(c[5], vec![2, 3]);
-        assert_eq!(combinations(1, 1, 10), vec![vec![0]]);
-        assert_eq!(combinations(16, 8, 5).len(), 5);
+        let c = all(&[true; 4], 2);
+        assert_eq!(
+            c,
+            vec![
+                vec![0, 1],
+                vec![0, 2],
+                vec![0, 3],
+                vec![1, 2],
+                vec![1, 3],
+                vec![2, 3]
+            ]
+        );
+        assert_eq!(all(&[true], 1), vec![vec![0]]);
+        assert_eq!(all(&[true; 16], 8).len(), 12_870);
+        assert!(all(&[true; 3], 0).is_empty());
+    }
+
+    #[test]
+    fn combinations_skip_unusable_shards() {
+        // 4+4 with shards 0 and 4 gone: the first try already avoids both.
+        let mut usable = [true; 8];
+        usable[0] = false;
+        usable[4] = false;
+        let c = all(&usable, 4);
+        assert_eq!(c[0], vec![1, 2, 3, 5]);
+        assert_eq!(c.len(), 15, "C(6, 4)");
+        assert!(c.iter().all(|x| !x.contains(&0) && !x.contains(&4)));
+        assert!(c.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
+        // A shard lost after `after` was tried: the next combination drops it too.
+        let now = next_combination(&usable, 4, Some(&[0, 1, 2, 3])).unwrap();
+        assert_eq!(now, vec![1, 2, 3, 5]);
+        let mut fewer = usable;
+        fewer[2] = false;
+        assert_eq!(
+            next_combination(&fewer, 4, Some(&[1, 2, 3, 5])),
+            Some(vec![1, 3, 5, 6])
+        );
+        // Fewer usable shards than data shards: nothing to try.
+        assert_eq!(next_combination(&[true, false, false], 2, None), None);
     }
 }

@@ -77,6 +77,9 @@ pub struct ServerOpts {
     pub extra_args: Vec<String>,
     /// Extra environment variables.
     pub extra_env: Vec<(String, String)>,
+    /// Give the root credentials, admin token and KMS root key as files (`COFFER_*_FILE`, one
+    /// trailing newline each, as `echo` writes them) instead of variables.
+    pub secrets_from_files: bool,
     /// The server speaks HTTPS (set up by `extra_args`); the harness trusts this CA (PEM file)
     /// for its health checks and connects to 127.0.0.1 without SNI.
     pub tls_ca: Option<PathBuf>,
@@ -191,10 +194,23 @@ impl TestServer {
             cmd.arg("--drives").arg(list.join(","));
         }
         cmd.args(&self.opts.extra_args);
-        cmd.env("COFFER_ROOT_USER", ACCESS_KEY)
-            .env("COFFER_ROOT_PASSWORD", SECRET_KEY)
-            .env("COFFER_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("COFFER_KMS_LOCAL_KEY", self.kms_key_b64());
+        let secrets = [
+            ("COFFER_ROOT_USER", ACCESS_KEY.to_string()),
+            ("COFFER_ROOT_PASSWORD", SECRET_KEY.to_string()),
+            ("COFFER_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+            ("COFFER_KMS_LOCAL_KEY", self.kms_key_b64()),
+        ];
+        for (name, value) in secrets {
+            if self.opts.secrets_from_files {
+                let dir = self.root.path().join("secrets");
+                fs::create_dir_all(&dir).expect("secrets dir");
+                let file = dir.join(name.to_lowercase());
+                fs::write(&file, format!("{value}\n")).expect("write secret file");
+                cmd.env(format!("{name}_FILE"), &file);
+            } else {
+                cmd.env(name, value);
+            }
+        }
         for (k, v) in &self.opts.extra_env {
             cmd.env(k, v);
         }
