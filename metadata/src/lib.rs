@@ -17,6 +17,7 @@ mod reads;
 mod records;
 mod remote;
 mod requests;
+pub mod runtime;
 mod snapshot;
 mod state_machine;
 mod store;
@@ -38,9 +39,9 @@ pub use types::{
     MetaStatus, ObjectPrecondition, ObjectRecord, PartRecord, UploadRecord,
 };
 
-/// The async runtime openraft runs on. The only place it is named: the simulation swaps in a
-/// runtime with a seeded `thread_rng` here.
-pub type MetaRuntime = openraft::TokioRuntime;
+/// The async runtime openraft runs on: tokio with a `thread_rng` the simulation can seed
+/// ([`runtime::seed_thread_rng`]); OS randomness otherwise.
+pub type MetaRuntime = runtime::SeedableRuntime;
 
 /// Raft node id (stable per node; persisted by the node, not by this crate).
 pub type NodeId = u64;

@@ -42,9 +42,11 @@ pub(crate) fn parse_id(request: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-/// A fresh random request id.
+/// A fresh random request id (seeded in the simulation, see `runtime`).
 pub(crate) fn new_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    uuid::Uuid::from_bytes(crate::runtime::random_id_bytes())
+        .simple()
+        .to_string()
 }
 
 pub(crate) fn key(id: &[u8; 16]) -> Vec<u8> {
