@@ -2,6 +2,7 @@
 //! runs the real crypto and erasure code on turmoil hosts over a simulated network, with every
 //! random choice drawn from one seed, and hashes the event trace so a seed can be replayed.
 
+pub mod disk;
 pub mod net;
 
 use std::sync::{Arc, Mutex};
