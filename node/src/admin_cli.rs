@@ -26,9 +26,9 @@ pub enum AdminCommand {
     Health(HealthArgs),
 }
 
-/// Options of `coffer admin health`.
+/// Where a node's admin API is (every `coffer admin` command takes these).
 #[derive(Debug, Args)]
-pub struct HealthArgs {
+pub struct AdminEndpoint {
     /// The node's admin API.
     #[arg(
         long,
@@ -40,6 +40,14 @@ pub struct HealthArgs {
     /// CA certificate (PEM) that signed the admin API's certificate, for https URLs.
     #[arg(long, env = "COFFER_ADMIN_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
+}
+
+/// Options of `coffer admin health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The node.
+    #[command(flatten)]
+    pub node: AdminEndpoint,
     /// Give up after this many milliseconds.
     #[arg(long, default_value_t = 3000, value_name = "MS")]
     pub timeout_ms: u64,
@@ -57,17 +65,9 @@ pub struct RewrapArgs {
     /// At most this many objects per second (spares a rate-limited KMS).
     #[arg(long, value_name = "N")]
     pub max_per_second: Option<u32>,
-    /// The node's admin API.
-    #[arg(
-        long,
-        env = "COFFER_ADMIN_URL",
-        default_value = "http://127.0.0.1:9001",
-        value_name = "URL"
-    )]
-    pub admin_url: String,
-    /// CA certificate (PEM) that signed the admin API's certificate, for https URLs.
-    #[arg(long, env = "COFFER_ADMIN_CA", value_name = "FILE")]
-    pub ca: Option<PathBuf>,
+    /// The node.
+    #[command(flatten)]
+    pub node: AdminEndpoint,
     /// Start or resume the job and return without waiting for it.
     #[arg(long)]
     pub detach: bool,
@@ -119,7 +119,7 @@ struct Client {
 }
 
 async fn health(args: HealthArgs) -> Result<(), AdminError> {
-    let client = Client::anonymous(&args.admin_url, args.ca.as_deref())?;
+    let client = Client::anonymous(&args.node.admin_url, args.node.ca.as_deref())?;
     let answer = tokio::time::timeout(
         Duration::from_millis(args.timeout_ms),
         client.send(Method::GET, "/api/v1/health", None),
@@ -131,7 +131,7 @@ async fn health(args: HealthArgs) -> Result<(), AdminError> {
 }
 
 async fn rewrap(args: RewrapArgs) -> Result<(), AdminError> {
-    let client = Client::new(&args.admin_url, args.ca.as_deref())?;
+    let client = Client::new(&args.node.admin_url, args.node.ca.as_deref())?;
     let path = format!("/api/v1/buckets/{}/rewrap", args.bucket);
     let mut body = json!({});
     if let Some(k) = &args.to_key {
