@@ -14,6 +14,9 @@
 #   build    cargo build --release -p coffer-node; exports COFFER_BIN=<target>/release/coffer
 #   rust     cargo nextest run --workspace --no-fail-fast (cargo test when nextest is missing):
 #            unit tests and node/tests/*.rs, which start COFFER_BIN
+#   sim      scripts/sim.sh: 200 seeds of the deterministic cluster simulation (each run twice,
+#            hashes compared), one seed in two processes, and the planted-bug build, which must
+#            fail (docs/simulation.md)
 #   python   .venv/bin/python -m pytest tests/python -q
 #   compose  scripts/compose-test.sh: the four-node docker-compose.yml cluster in real containers
 #            (runs whenever `docker info` succeeds; reported as not run otherwise)
@@ -24,6 +27,7 @@
 #
 # Environment:
 #   CARGO_TARGET_DIR   default $HOME/.cache/coffer-target (outside the clone, kept between runs)
+#   RUSTFLAGS          must be unset: it would replace .cargo/config.toml's --cfg tokio_unstable
 #   COFFER_SKIP        stages to skip, comma-separated (e.g. COFFER_SKIP=fmt,clippy) — for local use
 #   NEXTEST_ARGS / PYTEST_ARGS   extra arguments for those runners (e.g. a test filter)
 set -euo pipefail
@@ -205,6 +209,11 @@ python_tests() {
 }
 
 echo "coffer test suite: repo $ROOT"
+if [ -n "${RUSTFLAGS:-}" ]; then
+  echo "RUSTFLAGS is set ('$RUSTFLAGS'): it replaces .cargo/config.toml's --cfg tokio_unstable," \
+    "which the simulation needs; unset it" >&2
+  exit 1
+fi
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR  ($(nproc) cores; $(cargo --version); $(python3 --version))"
 
 run_stage venv setup_venv
@@ -220,6 +229,7 @@ if [ "$STAGES_FAILED" -gt "$before_build" ] || skipped build; then
   fi
 fi
 rust_tests
+run_stage sim bash scripts/sim.sh
 if skipped python || { [ -n "${COFFER_BIN:-}" ] && [ -x "$VENV/bin/python" ]; }; then
   python_tests
 else

@@ -1,7 +1,7 @@
 //! The replicated commands, their responses, and the apply logic.
 //!
 //! `execute` is the only place that decides a command's outcome. It reads the state as it is
-//! after the previous entry and stages its writes in a `sled::Batch` that the caller commits
+//! after the previous entry and stages its writes in a `crate::kv::Batch` that the caller commits
 //! together with `last_applied`. It must be deterministic (no clock, no randomness, no hash-map
 //! iteration) and must never panic on bad input: bad input becomes a `Response::Rejected`.
 
@@ -167,9 +167,9 @@ fn reject(e: DomainError) -> Result<Response, StoreError> {
 
 /// Decides `cmd` against `tree` and stages its writes in `batch`.
 pub(crate) fn execute(
-    tree: &sled::Tree,
+    tree: &crate::kv::Tree,
     cmd: &Command,
-    batch: &mut sled::Batch,
+    batch: &mut crate::kv::Batch,
 ) -> Result<Response, StoreError> {
     match cmd {
         Command::CreateBucket { name, created_ms } => {
@@ -352,7 +352,7 @@ fn invalid(msg: &str) -> DomainError {
 
 /// Reads and decodes one record.
 pub(crate) fn get<T: serde::de::DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &crate::kv::Tree,
     key: &[u8],
 ) -> Result<Option<T>, StoreError> {
     match tree.get(key)? {
@@ -362,12 +362,15 @@ pub(crate) fn get<T: serde::de::DeserializeOwned>(
 }
 
 /// Whether any key starts with `prefix`.
-fn has_any(tree: &sled::Tree, prefix: &[u8]) -> Result<bool, StoreError> {
+fn has_any(tree: &crate::kv::Tree, prefix: &[u8]) -> Result<bool, StoreError> {
     Ok(tree.scan_prefix(prefix).next().transpose()?.is_some())
 }
 
 /// All parts of an upload, by part number.
-pub(crate) fn parts_of(tree: &sled::Tree, upload_id: &str) -> Result<Vec<PartRecord>, StoreError> {
+pub(crate) fn parts_of(
+    tree: &crate::kv::Tree,
+    upload_id: &str,
+) -> Result<Vec<PartRecord>, StoreError> {
     tree.scan_prefix(keys::part_prefix(upload_id))
         .values()
         .map(|v| decode(&v?))
@@ -375,7 +378,7 @@ pub(crate) fn parts_of(tree: &sled::Tree, upload_id: &str) -> Result<Vec<PartRec
 }
 
 /// Stages removal of an upload, its index entry and all its parts.
-fn remove_upload(batch: &mut sled::Batch, upload: &UploadRecord, parts: &[PartRecord]) {
+fn remove_upload(batch: &mut crate::kv::Batch, upload: &UploadRecord, parts: &[PartRecord]) {
     batch.remove(keys::upload(&upload.upload_id));
     batch.remove(keys::upload_index(
         &upload.bucket,

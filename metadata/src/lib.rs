@@ -10,6 +10,7 @@ mod command;
 mod error;
 mod forward;
 mod keys;
+pub mod kv;
 mod log_store;
 mod membership;
 mod network;

@@ -67,11 +67,11 @@ pub(crate) fn index_key(index: u64, id: &[u8; 16]) -> Vec<u8> {
 /// Applies `command` once for `request` at log index `index`; stages its writes, the
 /// remembered outcome and the removal of outcomes older than [`KEEP`] entries.
 pub(crate) fn apply_once(
-    tree: &sled::Tree,
+    tree: &crate::kv::Tree,
     request: &str,
     command: &Command,
     index: u64,
-    batch: &mut sled::Batch,
+    batch: &mut crate::kv::Batch,
 ) -> Result<Response, StoreError> {
     let Some(id) = parse_id(request) else {
         return Ok(Response::Rejected(DomainError::InvalidArgument(
@@ -109,13 +109,13 @@ pub(crate) fn apply_once(
 mod tests {
     use super::*;
 
-    fn tree() -> sled::Tree {
-        let db = sled::Config::new().temporary(true).open().unwrap();
+    fn tree() -> crate::kv::Tree {
+        let db = crate::kv::Db::sled(sled::Config::new().temporary(true).open().unwrap());
         db.open_tree("state").unwrap()
     }
 
-    fn run(t: &sled::Tree, request: &str, cmd: &Command, index: u64) -> Response {
-        let mut batch = sled::Batch::default();
+    fn run(t: &crate::kv::Tree, request: &str, cmd: &Command, index: u64) -> Response {
+        let mut batch = crate::kv::Batch::default();
         let r = apply_once(t, request, cmd, index, &mut batch).unwrap();
         t.apply_batch(batch).unwrap();
         r
@@ -178,7 +178,7 @@ mod snapshot_tests {
 
     #[test]
     fn outcomes_travel_in_snapshots() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
+        let db = crate::kv::Db::sled(sled::Config::new().temporary(true).open().unwrap());
         let a = db.open_tree("a").unwrap();
         let b = db.open_tree("b").unwrap();
         let id = new_id();
@@ -186,15 +186,15 @@ mod snapshot_tests {
             name: "b".into(),
             created_ms: 1,
         };
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::kv::Batch::default();
         apply_once(&a, &id, &create, 7, &mut batch).unwrap();
         a.apply_batch(batch).unwrap();
         let bytes = crate::snapshot::encode_dump(&crate::snapshot::dump(&a).unwrap()).unwrap();
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::kv::Batch::default();
         crate::snapshot::stage_install(&bytes, &mut batch).unwrap();
         b.apply_batch(batch).unwrap();
         // The replica that installed the snapshot answers the retry as the first one did.
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::kv::Batch::default();
         assert_eq!(
             apply_once(&b, &id, &create, 8, &mut batch).unwrap(),
             Response::Done

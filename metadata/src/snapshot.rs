@@ -72,11 +72,11 @@ struct SnapshotPart {
 }
 
 /// Raw (key, value) pairs of the data prefixes, copied while the state machine is not applying.
-pub(crate) type RawDump = Vec<(sled::IVec, sled::IVec)>;
+pub(crate) type RawDump = Vec<(crate::kv::Value, crate::kv::Value)>;
 
 /// Copies every data key of the state tree. Called from `get_snapshot_builder`, which runs
 /// between applies, so the copy is a consistent cut at `last_applied`.
-pub(crate) fn dump(tree: &sled::Tree) -> Result<RawDump, StoreError> {
+pub(crate) fn dump(tree: &crate::kv::Tree) -> Result<RawDump, StoreError> {
     let mut out = Vec::new();
     for prefix in keys::DATA_PREFIXES {
         for kv in tree.scan_prefix([prefix]) {
@@ -144,7 +144,7 @@ pub(crate) fn encode_dump(raw: &RawDump) -> Result<Vec<u8>, StoreError> {
 
 /// Stages the writes that make the state tree hold exactly the snapshot's records.
 /// The caller has already staged removal of every existing key in the same batch.
-pub(crate) fn stage_install(bytes: &[u8], batch: &mut sled::Batch) -> Result<(), StoreError> {
+pub(crate) fn stage_install(bytes: &[u8], batch: &mut crate::kv::Batch) -> Result<(), StoreError> {
     let body: SnapshotBody = decode(bytes)?;
     if !(1..=FORMAT).contains(&body.format) {
         return Err(StoreError::UnknownSnapshotFormat(body.format));

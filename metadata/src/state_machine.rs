@@ -1,7 +1,7 @@
 //! The Raft state machine in sled, and its snapshots.
 //!
 //! All state is in the `state` tree (layout in `keys.rs`). Each log entry is applied as one
-//! `sled::Batch` holding its data writes AND its `last_applied` (and membership, if it changed
+//! `crate::kv::Batch` holding its data writes AND its `last_applied` (and membership, if it changed
 //! it), so after a crash an entry is either fully applied with its index recorded or not at all:
 //! openraft re-applies exactly the entries after `last_applied`, never one twice.
 
@@ -21,8 +21,8 @@ use crate::{keys, Node, NodeId, OpenGuard, TypeConfig};
 
 /// The sled-backed state machine openraft drives.
 pub(crate) struct StateMachineStore {
-    db: sled::Db,
-    tree: sled::Tree,
+    db: crate::kv::Db,
+    tree: crate::kv::Tree,
     /// Cached copy of the persisted `last_applied`.
     last_applied: Option<LogId<NodeId>>,
     /// Cached copy of the persisted membership.
@@ -46,7 +46,7 @@ fn snapshot_err(e: StoreError) -> StorageError<NodeId> {
 
 impl StateMachineStore {
     /// Opens (or creates) the state tree in `db` and loads the applied state.
-    pub(crate) fn open(db: &sled::Db, guard: OpenGuard) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &crate::kv::Db, guard: OpenGuard) -> Result<Self, StoreError> {
         let tree = db.open_tree("state")?;
         let last_applied = get(&tree, keys::META_LAST_APPLIED)?;
         let membership = get(&tree, keys::META_MEMBERSHIP)?.unwrap_or_default();
@@ -62,7 +62,7 @@ impl StateMachineStore {
 
     /// Applies one entry as one atomic batch.
     fn apply_one(&mut self, entry: &Entry<TypeConfig>) -> Result<Response, StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::kv::Batch::default();
         let mut membership = None;
         let response = match &entry.payload {
             EntryPayload::Blank => Response::Done,
@@ -115,7 +115,7 @@ impl StateMachineStore {
         meta: &SnapshotMeta<NodeId, Node>,
         data: &[u8],
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::kv::Batch::default();
         for key in self.tree.iter().keys() {
             batch.remove(key?);
         }
@@ -186,10 +186,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = snapshot.into_inner();
         self.install(meta, &data).map_err(snapshot_err)?;
         // The log below the snapshot may be purged next; the state replacing it must be durable.
-        self.db
-            .flush_async()
-            .await
-            .map_err(|e| snapshot_err(e.into()))?;
+        self.db.flush().await.map_err(|e| snapshot_err(e.into()))?;
         Ok(())
     }
 
@@ -202,8 +199,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
 /// Builds a snapshot from a copy taken between applies.
 pub(crate) struct SnapshotBuilder {
-    db: sled::Db,
-    tree: sled::Tree,
+    db: crate::kv::Db,
+    tree: crate::kv::Tree,
     raw: Result<RawDump, StoreError>,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, Node>,
@@ -226,7 +223,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         // Meta and data in one batch so a reader never pairs one snapshot's meta with another's
         // data.
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::kv::Batch::default();
         batch.insert(
             keys::META_SNAPSHOT_META,
             encode(&meta).map_err(sm_write_err)?,
@@ -236,10 +233,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .apply_batch(batch)
             .map_err(|e| snapshot_err(e.into()))?;
         // openraft purges the log up to the snapshot next: the snapshot must be on disk first.
-        self.db
-            .flush_async()
-            .await
-            .map_err(|e| snapshot_err(e.into()))?;
+        self.db.flush().await.map_err(|e| snapshot_err(e.into()))?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -258,7 +252,7 @@ mod tests {
     use crate::error::DomainError;
     use crate::types::{ObjectRecord, PartRecord, UploadRecord};
 
-    fn open(dir: &std::path::Path) -> (sled::Db, StateMachineStore) {
+    fn open(dir: &std::path::Path) -> (crate::kv::Db, StateMachineStore) {
         let db = crate::store::open_db(dir).unwrap();
         let (tx, _rx) = tokio::sync::watch::channel(());
         let sm = StateMachineStore::open(&db, std::sync::Arc::new(tx)).unwrap();

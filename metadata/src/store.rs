@@ -119,8 +119,8 @@ pub struct MetaStore {
 pub(crate) struct Inner {
     pub(crate) node_id: NodeId,
     pub(crate) raft: MetaRaft,
-    pub(crate) db: sled::Db,
-    pub(crate) state: sled::Tree,
+    pub(crate) db: crate::kv::Db,
+    pub(crate) state: crate::kv::Tree,
     pub(crate) ready_timeout: Duration,
     /// Forwarding to the leader (see `forward.rs`).
     pub(crate) peers: Option<Arc<dyn coffer_cluster::Transport>>,
@@ -158,6 +158,15 @@ impl MetaStore {
     ) -> Result<MetaStore, MetaError> {
         std::fs::create_dir_all(dir).map_err(|e| MetaError::Storage(e.to_string()))?;
         let db = open_db(dir).map_err(sled_err)?;
+        Self::open_on(db, node_id, options).await
+    }
+
+    /// [`MetaStore::open_with`] on an already open database (the simulation's [`crate::kv::MemDb`]).
+    pub async fn open_on(
+        db: crate::kv::Db,
+        node_id: u64,
+        options: MetaOptions,
+    ) -> Result<MetaStore, MetaError> {
         let (closed_tx, storage_closed) = tokio::sync::watch::channel(());
         let guard = Arc::new(closed_tx);
         let log_store = LogStore::open(&db, Arc::clone(&guard))?;
@@ -246,7 +255,7 @@ impl MetaStore {
         {
             tracing::warn!("metadata storage still held after raft shutdown");
         }
-        self.inner.db.flush_async().await.map_err(sled_err)?;
+        self.inner.db.flush().await.map_err(sled_err)?;
         Ok(())
     }
 
@@ -468,7 +477,7 @@ pub(crate) fn write_err(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) ->
 /// file lock: sled's background flusher holds the database for a moment after the last handle
 /// is dropped, so an immediate reopen (a restart in place) can otherwise fail.
 /// Blocking, like the rest of `open`: it runs once at start-up.
-pub(crate) fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
+pub(crate) fn open_db(dir: &Path) -> Result<crate::kv::Db, sled::Error> {
     let mut delay = std::time::Duration::from_millis(10);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
@@ -478,7 +487,7 @@ pub(crate) fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(std::time::Duration::from_millis(200));
             }
-            other => return other,
+            other => return other.map(crate::kv::Db::sled),
         }
     }
 }

@@ -1,8 +1,22 @@
-//! Deterministic whole-cluster simulation (house plan §5). For now: a first smoke scenario that
-//! runs the real crypto and erasure code on turmoil hosts over a simulated network, with every
-//! random choice drawn from one seed, and hashes the event trace so a seed can be replayed.
+//! Deterministic simulation (house plan §5, `docs/simulation.md`): a metadata cluster of real
+//! `MetaStore`s under a seeded nemesis with linearizability and durability checks
+//! ([`cluster`]), the simulated network and disk seams, and a smoke scenario of the real crypto
+//! and erasure code on turmoil hosts. Every random choice comes from one seed and the event
+//! trace is hashed, so a seed replays exactly.
 
+// turmoil seeds each host's tokio runtime (`select!` order, `watch` wake-ups) only when tokio
+// is built with this cfg; without it a seed would not replay. `.cargo/config.toml` sets it.
+#[cfg(not(tokio_unstable))]
+compile_error!(
+    "the simulation needs `--cfg tokio_unstable` (set in .cargo/config.toml; a RUSTFLAGS \
+     environment variable replaces it)"
+);
+
+pub mod check;
+pub mod cluster;
+#[cfg(feature = "node-seams")]
 pub mod disk;
+pub mod nemesis;
 pub mod net;
 
 use std::sync::{Arc, Mutex};
@@ -31,7 +45,7 @@ pub struct Trace {
 }
 
 impl Trace {
-    fn record(&mut self, event: &[u8]) {
+    pub(crate) fn record(&mut self, event: &[u8]) {
         let mut h = if self.events == 0 {
             0xcbf2_9ce4_8422_2325
         } else {

@@ -82,6 +82,9 @@ struct NetState {
     /// Directed links whose messages wait until released.
     held: BTreeSet<(NodeId, NodeId)>,
     inboxes: BTreeMap<NodeId, Inbox>,
+    /// Endpoints whose links never duplicate (S3 clients: HTTP over TCP delivers a request
+    /// at most once; only node-to-node retries can repeat one).
+    no_duplicates: BTreeSet<NodeId>,
     events: Vec<NetEvent>,
 }
 
@@ -102,6 +105,7 @@ impl SimNet {
                 cut: BTreeSet::new(),
                 held: BTreeSet::new(),
                 inboxes: BTreeMap::new(),
+                no_duplicates: BTreeSet::new(),
                 events: Vec::new(),
             })),
             released: Arc::new(tokio::sync::Notify::new()),
@@ -143,6 +147,13 @@ impl SimNet {
             me: node,
             net: self.clone(),
         }
+    }
+
+    /// [`SimNet::attach`] for a client: its requests are never duplicated (a request over
+    /// TCP arrives at most once), though they are delayed, lost and cut like any other.
+    pub fn attach_client(&self, client: NodeId, handlers: Handlers) -> SimTransport {
+        self.lock().no_duplicates.insert(client);
+        self.attach(client, handlers)
     }
 
     /// Cuts `from → to` (one way); [`SimNet::heal`] undoes it.
@@ -200,7 +211,9 @@ impl SimNet {
         let span = f.max_delay.saturating_sub(f.min_delay).as_micros() as u64;
         let delay = f.min_delay + Duration::from_micros(s.rng.gen_range(0..=span));
         let lost = s.rng.gen_bool(f.loss.clamp(0.0, 1.0)) || s.cut.contains(&(from, to));
-        let dup = s.rng.gen_bool(f.duplicate.clamp(0.0, 1.0));
+        let dup = s.rng.gen_bool(f.duplicate.clamp(0.0, 1.0))
+            && !s.no_duplicates.contains(&from)
+            && !s.no_duplicates.contains(&to);
         if lost {
             s.events.push(NetEvent::Dropped { from, to });
         }

@@ -1,0 +1,240 @@
+//! `coffer-simulation`: runs seeds of the metadata cluster simulation and reports.
+//!
+//! ```text
+//! cargo run -p coffer-simulation --release -- --seeds 1..1000      # summary
+//! cargo run -p coffer-simulation --release -- --seed 17 --trace    # one seed's event trace
+//! SIM_SEED=17 cargo run -p coffer-simulation --release             # the same seed
+//! ```
+//! Every seed runs twice and the two trace hashes must match (`--once` skips the second run).
+//! `--expect-failure` inverts the exit status: the planted-bug build must fail some seed.
+
+use std::ops::Range;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coffer_simulation::cluster::{self, Report, SimConfig};
+
+struct Args {
+    seeds: Range<u64>,
+    trace: bool,
+    once: bool,
+    jobs: usize,
+    expect_failure: bool,
+    quiet: bool,
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: coffer-simulation [--seeds A..B | --seed N] [--trace] [--once] [--jobs N] \
+         [--expect-failure] [--quiet]\n       SIM_SEED=N coffer-simulation"
+    );
+    ExitCode::from(2)
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        seeds: 1..11,
+        trace: false,
+        once: false,
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        expect_failure: false,
+        quiet: false,
+    };
+    if let Ok(s) = std::env::var("SIM_SEED") {
+        let n: u64 = s
+            .parse()
+            .map_err(|_| format!("SIM_SEED={s} is not a number"))?;
+        args.seeds = n..n + 1;
+    }
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--seeds" => {
+                let v = value()?;
+                let (from, to) = v
+                    .split_once("..")
+                    .ok_or(format!("--seeds {v}: want A..B"))?;
+                let from: u64 = from.parse().map_err(|_| format!("--seeds {v}"))?;
+                let to: u64 = to.parse().map_err(|_| format!("--seeds {v}"))?;
+                if to <= from {
+                    return Err(format!("--seeds {v}: empty range"));
+                }
+                args.seeds = from..to;
+            }
+            "--seed" => {
+                let v = value()?;
+                let n: u64 = v.parse().map_err(|_| format!("--seed {v}"))?;
+                args.seeds = n..n + 1;
+            }
+            "--jobs" => {
+                let v = value()?;
+                args.jobs = v.parse().map_err(|_| format!("--jobs {v}"))?;
+                args.jobs = args.jobs.max(1);
+            }
+            "--trace" => args.trace = true,
+            "--once" => args.once = true,
+            "--expect-failure" => args.expect_failure = true,
+            "--quiet" => args.quiet = true,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// [`cluster::run`], with a panic anywhere in the simulated cluster reported as a violation.
+fn guarded(cfg: &SimConfig) -> Report {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cluster::run(cfg))) {
+        Ok(r) => r,
+        Err(panic) => {
+            coffer_metadata::runtime::unseed_thread_rng();
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Report {
+                seed: cfg.seed,
+                trace_hash: 0,
+                events: 0,
+                trace: Vec::new(),
+                sim_time: Duration::ZERO,
+                ops: 0,
+                unknown: 0,
+                faults: 0,
+                terms: 0,
+                violations: vec![format!("panic: {message}")],
+            }
+        }
+    }
+}
+
+/// A seed's report and, if its two runs diverged, how.
+type SeedResult = (Report, Option<String>);
+
+/// One seed: run (twice unless `once`) and compare the hashes.
+fn run_seed(seed: u64, trace: bool, once: bool) -> SeedResult {
+    let mut cfg = SimConfig::new(seed);
+    cfg.keep_trace = trace;
+    let first = guarded(&cfg);
+    if once {
+        return (first, None);
+    }
+    cfg.keep_trace = false;
+    let second = guarded(&cfg);
+    let diverged =
+        (second.trace_hash != first.trace_hash || second.events != first.events).then(|| {
+            format!(
+                "nondeterminism: trace hash {:016x} ({} events) then {:016x} ({} events)",
+                first.trace_hash, first.events, second.trace_hash, second.events
+            )
+        });
+    (first, diverged)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return usage();
+        }
+    };
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(args.seeds.start));
+    let results: Arc<Mutex<Vec<SeedResult>>> = Arc::default();
+    let workers: Vec<_> = (0..args.jobs.min((args.seeds.end - args.seeds.start) as usize))
+        .map(|_| {
+            let (next, results, end) = (next.clone(), results.clone(), args.seeds.end);
+            let (trace, once, quiet) = (args.trace, args.once, args.quiet);
+            std::thread::spawn(move || loop {
+                let seed = next.fetch_add(1, Ordering::SeqCst);
+                if seed >= end {
+                    return;
+                }
+                let (report, diverged) = run_seed(seed, trace, once);
+                if !quiet {
+                    let verdict = if report.passed() && diverged.is_none() { "ok" } else { "FAIL" };
+                    println!(
+                        "seed {seed}: {verdict} hash {:016x} events {} ops {} unknown {} faults {} terms {} sim {:.1} s",
+                        report.trace_hash,
+                        report.events,
+                        report.ops,
+                        report.unknown,
+                        report.faults,
+                        report.terms,
+                        report.sim_time.as_secs_f64()
+                    );
+                }
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((report, diverged));
+            })
+        })
+        .collect();
+    for w in workers {
+        if w.join().is_err() {
+            eprintln!("a simulation worker panicked");
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut results = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
+    results.sort_by_key(|(r, _)| r.seed);
+    let mut failed = Vec::new();
+    let mut sim_time = Duration::ZERO;
+    for (report, diverged) in &results {
+        sim_time += report.sim_time;
+        if args.trace {
+            for line in &report.trace {
+                println!("{line}");
+            }
+        }
+        if !report.passed() || diverged.is_some() {
+            failed.push(report.seed);
+            if args.quiet && failed.len() > 3 {
+                // --quiet: the first three failures in full, the rest in the summary count.
+                continue;
+            }
+            println!("\nseed {} FAILED:", report.seed);
+            for v in report.violations.iter().chain(diverged) {
+                println!("  {v}");
+            }
+            println!(
+                "  replay: SIM_SEED={} cargo run -p coffer-simulation --release -- --trace",
+                report.seed
+            );
+        }
+    }
+    println!(
+        "\nsimulation: {} seeds, {} failed{}, {:.0} s simulated, {:.1} s wall, determinism {}",
+        results.len(),
+        failed.len(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" (SIM_SEED={})", failed[0])
+        },
+        sim_time.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        if args.once {
+            "not checked"
+        } else {
+            "checked (every seed ran twice)"
+        }
+    );
+    match (args.expect_failure, failed.is_empty()) {
+        (false, true) => ExitCode::SUCCESS,
+        (false, false) => ExitCode::FAILURE,
+        (true, false) => {
+            println!("expected failures found: the checkers caught the planted bug");
+            ExitCode::SUCCESS
+        }
+        (true, true) => {
+            println!("--expect-failure: no seed failed, the checkers missed the planted bug");
+            ExitCode::FAILURE
+        }
+    }
+}
