@@ -38,6 +38,11 @@ impl Db {
         Self(DbKind::Mem(mem.clone()))
     }
 
+    /// Whether this is the in-memory database (the simulation's).
+    pub fn is_mem(&self) -> bool {
+        matches!(self.0, DbKind::Mem(_))
+    }
+
     /// Opens (or creates) the tree `name`.
     pub fn open_tree(&self, name: &str) -> Result<Tree, KvError> {
         Ok(Tree(match &self.0 {
@@ -88,9 +93,15 @@ impl Tree {
 
     /// Sets one key.
     pub fn insert(&self, key: impl AsRef<[u8]>, value: impl Into<Value>) -> Result<(), KvError> {
-        let mut batch = Batch::default();
-        batch.insert(key, value);
-        self.apply_batch(batch)
+        match &self.0 {
+            // A plain insert: a batch would take sled's database-wide write lock.
+            TreeKind::Sled(t) => t.insert(key.as_ref(), value.into()).map(drop),
+            TreeKind::Mem(..) => {
+                let mut batch = Batch::default();
+                batch.insert(key, value);
+                self.apply_batch(batch)
+            }
+        }
     }
 
     /// Applies every write of `batch` atomically.

@@ -156,6 +156,13 @@ impl MetaStore {
         node_id: u64,
         options: MetaOptions,
     ) -> Result<MetaStore, MetaError> {
+        if cfg!(feature = "planted-bug") {
+            // A build for the simulation's checkers must never hold real data.
+            return Err(MetaError::Storage(
+                "built with the test-only feature planted-bug: refusing to open a disk store"
+                    .into(),
+            ));
+        }
         std::fs::create_dir_all(dir).map_err(|e| MetaError::Storage(e.to_string()))?;
         let db = open_db(dir).map_err(sled_err)?;
         Self::open_on(db, node_id, options).await

@@ -96,6 +96,9 @@ pub struct Report {
     pub terms: usize,
     /// Every invariant that failed; empty for a passing run.
     pub violations: Vec<String>,
+    /// How many keys had a history that is not linearizable (a lost acknowledged write, a
+    /// read of a value never written or overwritten, ...), among `violations`.
+    pub non_linearizable_keys: usize,
 }
 
 impl Report {
@@ -640,9 +643,9 @@ fn run_inner(cfg: &SimConfig) -> Report {
     let mut s = shared.lock();
     let mut violations = std::mem::take(&mut s.violations);
     violations.extend(failure);
-    for v in check::check_keys(&s.histories) {
-        violations.push(v.to_string());
-    }
+    let bad_keys = check::check_keys(&s.histories);
+    let non_linearizable_keys = bad_keys.len();
+    violations.extend(bad_keys.iter().map(ToString::to_string));
     for (term, leaders) in s.leaders.split_terms() {
         violations.push(format!("term {term} had leaders {leaders:?}"));
     }
@@ -657,6 +660,7 @@ fn run_inner(cfg: &SimConfig) -> Report {
         faults,
         terms: s.leaders.terms(),
         violations,
+        non_linearizable_keys,
     }
 }
 
