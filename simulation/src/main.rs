@@ -84,12 +84,16 @@ fn parse() -> Result<Args, String> {
     Ok(args)
 }
 
-/// [`cluster::run`], with a panic anywhere in the simulated cluster reported as a violation.
+/// [`cluster::run`] on a fresh thread (so no thread-local state of an earlier run can reach
+/// it), with a panic anywhere in the simulated cluster reported as a violation.
 fn guarded(cfg: &SimConfig) -> Report {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cluster::run(cfg))) {
+    let run = {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || cluster::run(&cfg)).join()
+    };
+    match run {
         Ok(r) => r,
         Err(panic) => {
-            coffer_metadata::runtime::unseed_thread_rng();
             let message = panic
                 .downcast_ref::<String>()
                 .cloned()
@@ -232,9 +236,15 @@ fn main() -> ExitCode {
         .iter()
         .filter(|(r, _)| r.non_linearizable_keys > 0)
         .count();
+    let diverged = results.iter().filter(|(_, d)| d.is_some()).count();
     match (args.expect_failure, failed.is_empty()) {
         (false, true) => ExitCode::SUCCESS,
         (false, false) => ExitCode::FAILURE,
+        // Failing seeds must replay too, or a failure could not be debugged from its seed.
+        (true, _) if diverged > 0 => {
+            println!("--expect-failure: {diverged} seeds did not replay to the same trace");
+            ExitCode::FAILURE
+        }
         (true, _) if caught > 0 => {
             println!(
                 "expected failures found: {caught} seeds lost acknowledged writes (not \
