@@ -111,7 +111,19 @@ impl MetaStore {
 
     async fn read_barrier_unbounded(&self) -> Result<(), MetaError> {
         let hint = match self.inner.raft.ensure_linearizable().await {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                let Some(floor) = self.inner.restored_read_floor() else {
+                    return Ok(());
+                };
+                return self
+                    .inner
+                    .raft
+                    .wait(Some(self.inner.forward_timeout))
+                    .applied_index_at_least(Some(floor), "restored log applied")
+                    .await
+                    .map(drop)
+                    .map_err(|e| MetaError::Unavailable(format!("restored leader: {e}")));
+            }
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))
                 if self.inner.peers.is_some() =>
             {

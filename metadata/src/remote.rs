@@ -164,7 +164,9 @@ impl RpcHandler for ReadIndexHandler {
         // Only the leadership check (a heartbeat round to a quorum); the follower itself waits
         // until it has applied up to the index.
         let reply = match inner.raft.get_read_log_id().await {
-            Ok((read, _applied)) => ReadIndexReply::Index(read.index()),
+            Ok((read, _applied)) => {
+                ReadIndexReply::Index(read.index().max(inner.restored_read_floor()))
+            }
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
                 ReadIndexReply::NotLeader(f.leader_id)
             }

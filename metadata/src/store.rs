@@ -129,6 +129,45 @@ pub(crate) struct Inner {
     pub(crate) committed: Arc<AtomicU64>,
     /// Closes when openraft has dropped every storage object (see `OpenGuard`).
     pub(crate) storage_closed: tokio::sync::watch::Receiver<()>,
+    /// (term, last log index) if this node restarted holding a committed vote for itself: see
+    /// [`restored_leadership`].
+    pub(crate) restored: Option<(u64, u64)>,
+}
+
+/// openraft 0.9 restores a node whose stored vote is a committed vote for itself straight to
+/// leader of that term, without a new election and without the blank entry a new leader
+/// commits first. Its read index is then `max(committed, noop)`, and the committed index may
+/// be older than before the crash (it is not flushed on its own, `log_store.rs`): a read
+/// could miss a write acknowledged before the crash. Every acknowledged write of that term is
+/// in this node's flushed log, so reads served while it leads that term wait until the whole
+/// log it restarted with is applied (found by the simulation, seed 452).
+async fn restored_leadership(
+    log_store: &mut LogStore,
+    node_id: NodeId,
+) -> Result<Option<(u64, u64)>, MetaError> {
+    use openraft::storage::RaftLogStorage;
+    let storage = |e: openraft::StorageError<NodeId>| MetaError::Storage(e.to_string());
+    let vote = log_store.read_vote().await.map_err(storage)?;
+    let last = log_store
+        .get_log_state()
+        .await
+        .map_err(storage)?
+        .last_log_id;
+    Ok(match (vote, last) {
+        (Some(v), Some(last)) if v.is_committed() && v.leader_id().voted_for() == Some(node_id) => {
+            Some((v.leader_id().term, last.index))
+        }
+        _ => None,
+    })
+}
+
+impl Inner {
+    /// The log index a read on this leader must wait for beyond openraft's read index (see
+    /// [`restored_leadership`]); `None` once this node leads a later term.
+    pub(crate) fn restored_read_floor(&self) -> Option<u64> {
+        let (term, index) = self.restored?;
+        (self.raft.metrics().borrow().current_term == term).then_some(index)
+    }
 }
 
 impl fmt::Debug for MetaStore {
@@ -176,7 +215,8 @@ impl MetaStore {
     ) -> Result<MetaStore, MetaError> {
         let (closed_tx, storage_closed) = tokio::sync::watch::channel(());
         let guard = Arc::new(closed_tx);
-        let log_store = LogStore::open(&db, Arc::clone(&guard))?;
+        let mut log_store = LogStore::open(&db, Arc::clone(&guard))?;
+        let restored = restored_leadership(&mut log_store, node_id).await?;
         let committed = log_store.committed_cell();
         let state_machine = StateMachineStore::open(&db, Arc::clone(&guard))?;
         drop(guard);
@@ -209,6 +249,7 @@ impl MetaStore {
                 forward_timeout: options.forward_timeout,
                 committed,
                 storage_closed,
+                restored,
             }),
         };
         if !options.bootstrap {
