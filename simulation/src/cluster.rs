@@ -331,6 +331,132 @@ async fn run_node(
     Ok(())
 }
 
+impl KvRequest {
+    fn key(&self) -> &str {
+        match self {
+            KvRequest::Write { key, .. }
+            | KvRequest::Delete { key }
+            | KvRequest::Cas { key, .. }
+            | KvRequest::Read { key } => key,
+        }
+    }
+
+    /// The request as the checker models it.
+    fn op(&self) -> Op {
+        match self {
+            KvRequest::Write { value, .. } => Op::Write(value.clone()),
+            KvRequest::Delete { .. } => Op::Delete,
+            KvRequest::Cas { expect, value, .. } => Op::Cas {
+                expect: expect.clone(),
+                new: value.clone(),
+            },
+            KvRequest::Read { .. } => Op::Read,
+        }
+    }
+}
+
+/// One simulated client: its link to the nodes and what it has seen.
+struct Client {
+    index: u64,
+    who: String,
+    transport: crate::net::SimTransport,
+    shared: SharedRef,
+    /// The last value this client saw per key (what its compare-and-sets expect).
+    last_seen: BTreeMap<String, Option<String>>,
+}
+
+impl Client {
+    async fn call(&self, node: NodeId, req: &KvRequest) -> KvReply {
+        let payload = Bytes::from(serde_json::to_vec(req).unwrap_or_default());
+        let answer = self
+            .transport
+            .call_with_deadline(node, KV_CHANNEL, payload, CLIENT_DEADLINE)
+            .await;
+        match answer {
+            Ok(b) => serde_json::from_slice::<KvReply>(&b)
+                .unwrap_or_else(|e| KvReply::Error(e.to_string())),
+            // Never delivered (the node is down): it cannot have taken effect.
+            Err(coffer_cluster::TransportError::Unreachable { .. }) => KvReply::NotDelivered,
+            Err(e) => KvReply::Error(e.to_string()),
+        }
+    }
+
+    /// Sends `req` to `node` and records it in the history and the trace; returns whether it
+    /// was answered definitely (a write done, a read answered).
+    async fn issue(&mut self, node: NodeId, req: KvRequest) -> bool {
+        let invoked = micros(now());
+        let reply = self.call(node, &req).await;
+        let returned = micros(now());
+        let answered = matches!(reply, KvReply::Done | KvReply::Value(_));
+        self.record(node, &req, reply, invoked, returned);
+        answered
+    }
+
+    fn record(
+        &mut self,
+        node: NodeId,
+        req: &KvRequest,
+        reply: KvReply,
+        invoked: u64,
+        returned: u64,
+    ) {
+        let (key, op) = (req.key(), req.op());
+        let outcome = match (&op, reply) {
+            (Op::Read, KvReply::Value(v)) => Some(Outcome::Value(v)),
+            (Op::Read, _) | (_, KvReply::NotDelivered) => None,
+            (_, KvReply::Done) => Some(Outcome::Done),
+            (_, KvReply::Failed) => Some(Outcome::Failed),
+            (_, _) => Some(Outcome::Unknown),
+        };
+        let line = format!(
+            "{key} via n{node}: {op:?} -> {} (invoked {:.3})",
+            outcome
+                .as_ref()
+                .map_or("no effect".to_owned(), |o| format!("{o:?}")),
+            invoked as f64 / 1e3
+        );
+        let mut s = self.shared.lock();
+        s.ops += 1;
+        let Some(outcome) = outcome else {
+            drop(s);
+            self.shared
+                .record(Duration::from_micros(returned), &self.who, &line);
+            return;
+        };
+        match (&op, &outcome) {
+            (Op::Read, Outcome::Value(v)) => {
+                self.last_seen.insert(key.to_owned(), v.clone());
+            }
+            (Op::Write(v) | Op::Cas { new: v, .. }, Outcome::Done) => {
+                self.last_seen.insert(key.to_owned(), Some(v.clone()));
+            }
+            (Op::Delete, Outcome::Done) => {
+                self.last_seen.insert(key.to_owned(), None);
+            }
+            _ => {}
+        }
+        let returned = if outcome == Outcome::Unknown {
+            s.unknown += 1;
+            u64::MAX
+        } else {
+            returned
+        };
+        s.histories.entry(key.to_owned()).or_default().push(Event {
+            client: self.index,
+            op,
+            outcome,
+            invoked,
+            returned,
+        });
+        drop(s);
+        self.shared.record(
+            Duration::from_micros(returned.min(micros(now()))),
+            &self.who,
+            &line,
+        );
+    }
+}
+
 /// One client: operations during the fault window, then (after the quiet period) the
 /// liveness writes and the final reads of every key through every node.
 async fn run_client(
@@ -339,9 +465,13 @@ async fn run_client(
     net: SimNet,
     shared: SharedRef,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let me = CLIENT_BASE + index;
-    let who = format!("c{index}");
-    let transport = net.attach_client(me, Handlers::default());
+    let mut client = Client {
+        index,
+        who: format!("c{index}"),
+        transport: net.attach_client(CLIENT_BASE + index, Handlers::default()),
+        shared: shared.clone(),
+        last_seen: BTreeMap::new(),
+    };
     let mut rng = StdRng::seed_from_u64(sub_seed(cfg.seed, STREAM_CLIENT + index));
     let ready_at = loop {
         if let Some(t) = shared.lock().ready_at {
@@ -350,69 +480,22 @@ async fn run_client(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let fault_end = ready_at + micros(cfg.fault_window);
-    let mut last_seen: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let call = |node: NodeId, req: KvRequest| {
-        let transport = transport.clone();
-        async move {
-            let payload = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
-            let answer = transport
-                .call_with_deadline(node, KV_CHANNEL, payload, CLIENT_DEADLINE)
-                .await;
-            match answer {
-                Ok(b) => serde_json::from_slice::<KvReply>(&b)
-                    .unwrap_or_else(|e| KvReply::Error(e.to_string())),
-                // Never delivered (the node is down): it cannot have taken effect.
-                Err(coffer_cluster::TransportError::Unreachable { .. }) => KvReply::NotDelivered,
-                Err(e) => KvReply::Error(e.to_string()),
-            }
-        }
-    };
     let mut seq = 0usize;
     while seq < cfg.max_ops && micros(now()) < fault_end {
         seq += 1;
         let node = rng.gen_range(1..=cfg.nodes);
         let key = format!("k{}", rng.gen_range(0..cfg.keys));
         let value = format!("c{index}.{seq}");
-        let (op, req) = match rng.gen_range(0..10) {
-            0..=3 => (
-                Op::Write(value.clone()),
-                KvRequest::Write {
-                    key: key.clone(),
-                    value,
-                },
-            ),
-            4 => (Op::Delete, KvRequest::Delete { key: key.clone() }),
+        let req = match rng.gen_range(0..10) {
+            0..=3 => KvRequest::Write { key, value },
+            4 => KvRequest::Delete { key },
             5 => {
-                let expect = last_seen.get(&key).cloned().flatten();
-                (
-                    Op::Cas {
-                        expect: expect.clone(),
-                        new: value.clone(),
-                    },
-                    KvRequest::Cas {
-                        key: key.clone(),
-                        expect,
-                        value,
-                    },
-                )
+                let expect = client.last_seen.get(&key).cloned().flatten();
+                KvRequest::Cas { key, expect, value }
             }
-            _ => (Op::Read, KvRequest::Read { key: key.clone() }),
+            _ => KvRequest::Read { key },
         };
-        let invoked = micros(now());
-        let reply = call(node, req).await;
-        let returned = micros(now());
-        record_op(
-            &shared,
-            &who,
-            index,
-            node,
-            &key,
-            op,
-            reply,
-            invoked,
-            returned,
-            &mut last_seen,
-        );
+        client.issue(node, req).await;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(50..250))).await;
     }
 
@@ -425,31 +508,12 @@ async fn run_client(
     if index == 0 {
         for node in 1..=cfg.nodes {
             let start = now();
-            let key = format!("live{node}");
             loop {
-                let invoked = micros(now());
-                let reply = call(
-                    node,
-                    KvRequest::Write {
-                        key: key.clone(),
-                        value: format!("up.{node}"),
-                    },
-                )
-                .await;
-                let done = matches!(reply, KvReply::Done);
-                record_op(
-                    &shared,
-                    &who,
-                    index,
-                    node,
-                    &key,
-                    Op::Write(format!("up.{node}")),
-                    reply,
-                    invoked,
-                    micros(now()),
-                    &mut last_seen,
-                );
-                if done {
+                let write = KvRequest::Write {
+                    key: format!("live{node}"),
+                    value: format!("up.{node}"),
+                };
+                if client.issue(node, write).await {
                     break;
                 }
                 if now() - start > cfg.liveness_bound {
@@ -465,101 +529,24 @@ async fn run_client(
     }
     // Final reads: every acknowledged write must still be visible (the checker decides).
     for k in 0..cfg.keys {
-        let key = format!("k{k}");
         let node = (index + k as u64) % cfg.nodes + 1;
         for _ in 0..20 {
-            let invoked = micros(now());
-            let reply = call(node, KvRequest::Read { key: key.clone() }).await;
-            let ok = matches!(reply, KvReply::Value(_));
-            record_op(
-                &shared,
-                &who,
-                index,
-                node,
-                &key,
-                Op::Read,
-                reply,
-                invoked,
-                micros(now()),
-                &mut last_seen,
-            );
-            if ok {
+            if client
+                .issue(
+                    node,
+                    KvRequest::Read {
+                        key: format!("k{k}"),
+                    },
+                )
+                .await
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    shared.record(now(), &who, "done");
+    shared.record(now(), &client.who, "done");
     Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record_op(
-    shared: &SharedRef,
-    who: &str,
-    client: u64,
-    node: NodeId,
-    key: &str,
-    op: Op,
-    reply: KvReply,
-    invoked: u64,
-    returned: u64,
-    last_seen: &mut BTreeMap<String, Option<String>>,
-) {
-    let outcome = match (&op, reply) {
-        (Op::Read, KvReply::Value(v)) => Some(Outcome::Value(v)),
-        (Op::Read, _) | (_, KvReply::NotDelivered) => None,
-        (_, KvReply::Done) => Some(Outcome::Done),
-        (_, KvReply::Failed) => Some(Outcome::Failed),
-        (_, _) => Some(Outcome::Unknown),
-    };
-    let line = format!(
-        "{key} via n{node}: {op:?} -> {} (invoked {:.3})",
-        outcome
-            .as_ref()
-            .map_or("no effect".to_owned(), |o| format!("{o:?}")),
-        invoked as f64 / 1e3
-    );
-    let mut s = shared.lock();
-    s.ops += 1;
-    let Some(outcome) = outcome else {
-        drop(s);
-        shared.record(Duration::from_micros(returned), who, &line);
-        return;
-    };
-    match (&op, &outcome) {
-        (Op::Read, Outcome::Value(v)) => {
-            last_seen.insert(key.to_owned(), v.clone());
-        }
-        (Op::Write(v) | Op::Cas { new: v, .. }, Outcome::Done) => {
-            last_seen.insert(key.to_owned(), Some(v.clone()));
-        }
-        (Op::Delete, Outcome::Done) => {
-            last_seen.insert(key.to_owned(), None);
-        }
-        _ => {}
-    }
-    if outcome == Outcome::Unknown {
-        s.unknown += 1;
-    }
-    let returned = if outcome == Outcome::Unknown {
-        u64::MAX
-    } else {
-        returned
-    };
-    s.histories.entry(key.to_owned()).or_default().push(Event {
-        client,
-        op,
-        outcome,
-        invoked,
-        returned,
-    });
-    drop(s);
-    shared.record(
-        Duration::from_micros(returned.min(micros(now()))),
-        who,
-        &line,
-    );
 }
 
 /// Runs one seed to the end and checks it.
