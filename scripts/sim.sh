@@ -3,9 +3,12 @@
 #   1. SIM_SEEDS (default 1..201) seeds of the metadata cluster under faults, each run twice
 #      in-process (the trace hashes must match), release build;
 #   2. one seed in two separate processes: the printed hashes must match;
-#   3. the planted-bug build (feature `planted-bug`: the Raft log acknowledges entries before
-#      flushing them) must FAIL within SIM_BUG_SEEDS (default 1..41) with a non-linearizable
-#      history, or the checkers are blind; its failing seeds must replay to identical hashes.
+#   3. SIM_OBJECT_SEEDS (default 1..101) seeds of one whole node (real start-up, S3 router and
+#      data path on simulated drives), each run twice;
+#   4. the planted-bug build (feature `planted-bug`: the Raft log acknowledges entries before
+#      flushing them) must FAIL within SIM_BUG_SEEDS (default 1..41) of both scenarios with a
+#      non-linearizable history, or the checkers are blind; its failing seeds must replay to
+#      identical hashes.
 # Wall-time bound per step: SIM_TIMEOUT seconds (default 300).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,13 +19,14 @@ if [ -n "${RUSTFLAGS:-}" ]; then
 fi
 seeds="${SIM_SEEDS:-1..201}"
 bug_seeds="${SIM_BUG_SEEDS:-1..41}"
+object_seeds="${SIM_OBJECT_SEEDS:-1..101}"
 limit="${SIM_TIMEOUT:-300}"
 
 cargo build --release -p coffer-simulation
 sim="$CARGO_TARGET_DIR/release/coffer-simulation"
 echo "== $seeds seeds, determinism checked in-process"
-# One worker: the run order, and so the process-global tokio task-id counter each run starts
-# from, is then fixed (see docs/simulation.md, "Open findings").
+# One worker: runs on several threads would draw tokio task ids from one counter in an order
+# the OS picks (see docs/simulation.md, "Open findings").
 timeout "$limit" "$sim" --seeds "$seeds" --quiet --jobs 1
 
 echo "== one seed in two processes"
@@ -32,14 +36,17 @@ echo "$a"
 echo "$b"
 [ "$a" = "$b" ] || { echo "seed 7 differs between two processes" >&2; exit 1; }
 
+echo "== $object_seeds seeds of the whole node, determinism checked in-process"
+timeout "$limit" "$sim" --objects --seeds "$object_seeds" --quiet --jobs 1
+
 echo "== planted bug must be found in $bug_seeds"
-# Without default features the node crate (not needed here) is not rebuilt with the bug. cargo
-# keeps both builds of coffer-metadata side by side (features are part of an artifact's hash);
-# only the binary at release/coffer-simulation is replaced, so it is copied out and the normal
-# one rebuilt afterwards.
-cargo build --release -p coffer-simulation --no-default-features --features planted-bug
+# cargo keeps both builds of coffer-metadata and coffer-node side by side (features are part of
+# an artifact's hash); only the binary at release/coffer-simulation is replaced, so it is
+# copied out and the normal one rebuilt afterwards.
+cargo build --release -p coffer-simulation --features planted-bug
 buggy="$CARGO_TARGET_DIR/release/coffer-simulation-planted-bug"
 cp "$sim" "$buggy"
 cargo build --release -p coffer-simulation
 # Each seed twice here too: a failing seed must replay to the identical trace hash.
 timeout "$limit" "$buggy" --seeds "$bug_seeds" --quiet --expect-failure --jobs 1
+timeout "$limit" "$buggy" --objects --seeds "$bug_seeds" --quiet --expect-failure --jobs 1

@@ -108,9 +108,148 @@ pub async fn run_with(
         }
         None => None,
     };
-    let fs: Arc<dyn DriveIo> = Arc::new(FsDriveIo);
-    let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let node = assemble(&cfg, NodeSeams::real(), options, &shutdown).await?;
+    // Printed to the terminal once, at generation; never logged.
+    if node.new_credentials {
+        println!(
+            "Root access key: {}\nRoot secret key: {}",
+            node.credentials.access_key,
+            node.credentials.secret.as_str()
+        );
+    }
+    if let Some(token) = &node.new_admin_token {
+        println!("Admin token: {}", token.as_str());
+    }
+
+    let s3_listener = TcpListener::bind(cfg.s3_addr)
+        .await
+        .map_err(io(format!("bind S3 {}", cfg.s3_addr)))?;
+    let admin_listener = TcpListener::bind(cfg.admin_addr)
+        .await
+        .map_err(io(format!("bind admin {}", cfg.admin_addr)))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(s3 = %cfg.s3_addr, admin = %cfg.admin_addr, scheme, "coffer is serving");
+    println!(
+        "S3 API: {scheme}://{}  admin API: {scheme}://{}",
+        cfg.s3_addr, cfg.admin_addr
+    );
+
+    let m = node.metrics.clone();
+    let opts = coffer_s3api::ServeOptions {
+        tls: tls.as_ref().map(|(acceptor, _)| acceptor.clone()),
+        on_handshake: Some(Arc::new(move |group: &str| m.record_tls_handshake(group))),
+        ..Default::default()
+    };
+    let resolver = tls.map(|(_, resolver)| resolver);
+    if let (Some(r), Some(interval)) = (&resolver, cfg.tls_watch) {
+        tokio::spawn(crate::tls_reload::watch_files(
+            r.clone(),
+            interval,
+            shutdown.clone(),
+        ));
+    }
+    tokio::spawn(crate::tls_reload::on_sighup(resolver, shutdown.clone()));
+    let s3_task = tokio::spawn(coffer_s3api::serve_s3_with(
+        s3_listener,
+        node.s3.clone(),
+        shutdown.clone().cancelled_owned(),
+        opts.clone(),
+    ));
+    let admin_task = tokio::spawn(coffer_s3api::serve_admin_with(
+        admin_listener,
+        node.admin.clone(),
+        shutdown.clone().cancelled_owned(),
+        opts,
+    ));
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    let _ = s3_task.await;
+    let _ = admin_task.await;
+    node.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The effects a node is built over: the real ones for [`run_with`], simulated ones in the
+/// deterministic simulation (house plan §5).
+pub struct NodeSeams {
+    /// Files: the data directory and the drives.
+    pub fs: Arc<dyn DriveIo>,
+    /// Randomness for keys, nonces and ids.
+    pub entropy: Arc<dyn Entropy>,
+    /// Wall-clock time for object timestamps and jobs.
+    pub clock: Arc<dyn Clock>,
+    /// A single node's metadata store, already open; `None`: sled under `<data>/meta`.
+    pub meta: Option<MetaStore>,
+}
+
+impl NodeSeams {
+    /// The operating system's files, randomness and clock; sled for metadata.
+    pub fn real() -> Self {
+        Self {
+            fs: Arc::new(FsDriveIo),
+            entropy: Arc::new(OsEntropy),
+            clock: Arc::new(SystemClock),
+            meta: None,
+        }
+    }
+}
+
+/// A node built and ready to serve: the S3 and admin services over one [`NodeService`], and
+/// what stopping it needs.
+pub struct AssembledNode {
+    /// The S3 service (SigV4 auth, routing, audit) over the node.
+    pub s3: coffer_s3api::S3HttpService,
+    /// The admin API.
+    pub admin: axum::Router,
+    /// The backend both serve.
+    pub service: Arc<NodeService>,
+    /// The metadata store.
+    pub meta: Arc<MetaStore>,
+    /// Counters (`/metrics`).
+    pub metrics: Arc<Metrics>,
+    /// The root S3 credentials.
+    pub credentials: secrets::RootCredentials,
+    /// Whether this start generated them (they are then shown once).
+    pub new_credentials: bool,
+    /// The admin token when this start generated it (shown once).
+    pub new_admin_token: Option<zeroize::Zeroizing<String>>,
+    cluster: Option<Arc<crate::cluster::ClusterNode>>,
+    observer: Arc<Observer>,
+    supervisor: ractor::ActorRef<<NodeSupervisor as Actor>::Msg>,
+    supervisor_handle: tokio::task::JoinHandle<()>,
+}
+
+impl AssembledNode {
+    /// Stops the actors, then flushes the metadata store and the audit log.
+    pub async fn stop(self) {
+        self.supervisor.stop(None);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.supervisor_handle).await;
+        if let Err(e) = self.meta.shutdown().await {
+            tracing::warn!(error = %e, "metadata store shutdown");
+        }
+        if let Some(node) = &self.cluster {
+            node.shutdown().await;
+        }
+        self.observer.flush();
+    }
+}
+
+/// Builds a node from `cfg` over `seams`: KMS, secrets, metadata, drives, shard placement,
+/// actors, and the S3 and admin services. Binds no socket; background jobs stop with
+/// `shutdown`.
+pub async fn assemble(
+    cfg: &Config,
+    seams: NodeSeams,
+    options: RunOptions,
+    shutdown: &CancellationToken,
+) -> Result<AssembledNode, NodeError> {
+    let NodeSeams {
+        fs,
+        entropy,
+        clock,
+        meta: given_meta,
+    } = seams;
     fs.create_dir_all(&cfg.data)
         .map_err(io(format!("create {}", cfg.data.display())))?;
 
@@ -149,22 +288,11 @@ pub async fn run_with(
         entropy.as_ref(),
     )
     .await?;
-    // Printed to the terminal once, at generation; never logged.
-    if new_creds {
-        println!(
-            "Root access key: {}\nRoot secret key: {}",
-            creds.access_key,
-            creds.secret.as_str()
-        );
-    }
-    if new_token {
-        println!("Admin token: {}", token.as_str());
-    }
-
     let meta_dir = cfg.data.join("meta");
-    let (meta, cluster) = match &cfg.cluster {
-        None => (MetaStore::open(&meta_dir, 1).await?, None),
-        Some(settings) => {
+    let (meta, cluster) = match (&cfg.cluster, given_meta) {
+        (None, Some(meta)) => (meta, None),
+        (None, None) => (MetaStore::open(&meta_dir, 1).await?, None),
+        (Some(settings), _) => {
             let (node, meta) = crate::cluster::start(settings, &meta_dir).await?;
             (meta, Some(Arc::new(node)))
         }
@@ -305,12 +433,6 @@ pub async fn run_with(
     // Jobs a restart interrupted go on from their checkpoints.
     tokio::spawn(async move { rewrap.resume_interrupted().await });
 
-    let s3_listener = TcpListener::bind(cfg.s3_addr)
-        .await
-        .map_err(io(format!("bind S3 {}", cfg.s3_addr)))?;
-    let admin_listener = TcpListener::bind(cfg.admin_addr)
-        .await
-        .map_err(io(format!("bind admin {}", cfg.admin_addr)))?;
     let s3_creds = vec![coffer_s3api::Credentials::new(
         creds.access_key.clone(),
         creds.secret.to_string(),
@@ -328,55 +450,20 @@ pub async fn run_with(
         Arc::new(move || m.render()),
         observer.clone(),
     );
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(s3 = %cfg.s3_addr, admin = %cfg.admin_addr, scheme, "coffer is serving");
-    println!(
-        "S3 API: {scheme}://{}  admin API: {scheme}://{}",
-        cfg.s3_addr, cfg.admin_addr
-    );
-
-    let m = metrics.clone();
-    let opts = coffer_s3api::ServeOptions {
-        tls: tls.as_ref().map(|(acceptor, _)| acceptor.clone()),
-        on_handshake: Some(Arc::new(move |group: &str| m.record_tls_handshake(group))),
-        ..Default::default()
-    };
-    let resolver = tls.map(|(_, resolver)| resolver);
-    if let (Some(r), Some(interval)) = (&resolver, cfg.tls_watch) {
-        tokio::spawn(crate::tls_reload::watch_files(
-            r.clone(),
-            interval,
-            shutdown.clone(),
-        ));
-    }
-    tokio::spawn(crate::tls_reload::on_sighup(resolver, shutdown.clone()));
-    let s3_task = tokio::spawn(coffer_s3api::serve_s3_with(
-        s3_listener,
+    Ok(AssembledNode {
         s3,
-        shutdown.clone().cancelled_owned(),
-        opts.clone(),
-    ));
-    let admin_task = tokio::spawn(coffer_s3api::serve_admin_with(
-        admin_listener,
         admin,
-        shutdown.clone().cancelled_owned(),
-        opts,
-    ));
-    shutdown.cancelled().await;
-    tracing::info!("shutting down: draining in-flight requests");
-    let _ = s3_task.await;
-    let _ = admin_task.await;
-    supervisor.stop(None);
-    let _ = tokio::time::timeout(Duration::from_secs(5), supervisor_handle).await;
-    if let Err(e) = meta.shutdown().await {
-        tracing::warn!(error = %e, "metadata store shutdown");
-    }
-    if let Some(node) = &cluster {
-        node.shutdown().await;
-    }
-    observer.flush();
-    tracing::info!("stopped");
-    Ok(())
+        service,
+        meta,
+        metrics,
+        credentials: creds,
+        new_credentials: new_creds,
+        new_admin_token: new_token.then_some(token),
+        cluster,
+        observer,
+        supervisor,
+        supervisor_handle,
+    })
 }
 
 fn open_drives(

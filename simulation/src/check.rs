@@ -8,7 +8,7 @@
 //! whose outcome the client never learned (a timeout, a crash mid-call) may take effect at any
 //! point after its invocation or not at all.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// What a client asked of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,25 +175,53 @@ pub fn check_keys(histories: &BTreeMap<String, Vec<Event>>) -> Vec<Violation> {
         .collect()
 }
 
-/// Leaders seen per term; more than one in a term is a split brain.
+/// Election safety as openraft (advanced mode, the one Coffer builds) defines it.
+///
+/// openraft identifies a leader by `(term, node id)`, ordered lexicographically, and a node
+/// grants only a vote greater than any it granted before; so one term may see several leaders
+/// one after another (each later one with a greater node id), which standard Raft forbids. What
+/// quorum intersection does forbid, and what this records: a leader elected later in a term with
+/// a *smaller* id than one elected before it (a quorum granted a smaller vote after a greater
+/// one), and a node whose term goes backwards, across restarts included (its vote was not
+/// durable, so it could vote twice in a term).
 #[derive(Debug, Default, Clone)]
 pub struct Leaders {
-    by_term: BTreeMap<u64, BTreeSet<u64>>,
+    /// Per term, its leaders in the order they were first seen leading.
+    by_term: BTreeMap<u64, Vec<u64>>,
+    /// Per node, the highest term it has reported.
+    terms: BTreeMap<u64, u64>,
+    violations: Vec<String>,
 }
 
 impl Leaders {
-    /// `node` acted as leader in `term`.
-    pub fn saw(&mut self, term: u64, node: u64) {
-        self.by_term.entry(term).or_default().insert(node);
+    /// `node` reports `term` (from its metrics), leading it or not.
+    pub fn saw_term(&mut self, node: u64, term: u64) {
+        let last = self.terms.entry(node).or_default();
+        if term < *last {
+            self.violations
+                .push(format!("n{node}'s term went back from {last} to {term}"));
+        }
+        *last = (*last).max(term);
     }
 
-    /// Terms with more than one leader, with the leaders.
-    pub fn split_terms(&self) -> Vec<(u64, Vec<u64>)> {
-        self.by_term
-            .iter()
-            .filter(|(_, l)| l.len() > 1)
-            .map(|(t, l)| (*t, l.iter().copied().collect()))
-            .collect()
+    /// `node` acted as leader in `term`.
+    pub fn saw_leader(&mut self, term: u64, node: u64) {
+        self.saw_term(node, term);
+        let leaders = self.by_term.entry(term).or_default();
+        if leaders.contains(&node) {
+            return;
+        }
+        if let Some(&before) = leaders.iter().find(|&&l| l > node) {
+            self.violations.push(format!(
+                "term {term}: n{node} became leader after n{before}, whose leader id is greater"
+            ));
+        }
+        leaders.push(node);
+    }
+
+    /// Every election-safety violation seen.
+    pub fn violations(&self) -> &[String] {
+        &self.violations
     }
 
     /// How many terms had a leader.
@@ -318,14 +346,23 @@ mod tests {
     }
 
     #[test]
-    fn leaders_per_term() {
+    fn election_safety_follows_advanced_mode_leader_ids() {
         let mut l = Leaders::default();
-        l.saw(1, 1);
-        l.saw(1, 1);
-        l.saw(2, 3);
-        assert!(l.split_terms().is_empty());
-        l.saw(2, 2);
-        assert_eq!(l.split_terms(), vec![(2, vec![2, 3])]);
+        l.saw_leader(1, 1);
+        l.saw_leader(1, 1);
+        l.saw_leader(2, 3);
+        // A greater leader id later in the same term: openraft's advanced mode allows it.
+        l.saw_leader(2, 4);
+        assert!(l.violations().is_empty());
         assert_eq!(l.terms(), 2);
+        // A smaller one after a greater one: two quorums that do not intersect.
+        l.saw_leader(2, 2);
+        assert_eq!(l.violations().len(), 1);
+        // A node's term going backwards (a vote that was not durable).
+        l.saw_term(5, 3);
+        l.saw_term(5, 3);
+        assert_eq!(l.violations().len(), 1);
+        l.saw_term(5, 2);
+        assert_eq!(l.violations().len(), 2);
     }
 }

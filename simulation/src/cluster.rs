@@ -300,7 +300,9 @@ async fn run_node(
             let changed = {
                 let mut s = observer.lock();
                 if leader {
-                    s.leaders.saw(term, id);
+                    s.leaders.saw_leader(term, id);
+                } else {
+                    s.leaders.saw_term(id, term);
                 }
                 s.roles.insert(id, (term, leader)) != Some((term, leader))
             };
@@ -551,6 +553,7 @@ async fn run_client(
 
 /// Runs one seed to the end and checks it.
 pub fn run(cfg: &SimConfig) -> Report {
+    crate::task_ids::align_task_ids();
     coffer_metadata::runtime::seed_thread_rng(sub_seed(cfg.seed, STREAM_RAFT));
     let report = run_inner(cfg);
     coffer_metadata::runtime::unseed_thread_rng();
@@ -633,9 +636,7 @@ fn run_inner(cfg: &SimConfig) -> Report {
     let bad_keys = check::check_keys(&s.histories);
     let non_linearizable_keys = bad_keys.len();
     violations.extend(bad_keys.iter().map(ToString::to_string));
-    for (term, leaders) in s.leaders.split_terms() {
-        violations.push(format!("term {term} had leaders {leaders:?}"));
-    }
+    violations.extend(s.leaders.violations().iter().cloned());
     Report {
         seed: cfg.seed,
         trace_hash: s.trace.hash(),

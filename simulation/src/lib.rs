@@ -18,6 +18,12 @@ pub mod cluster;
 pub mod disk;
 pub mod nemesis;
 pub mod net;
+#[cfg(feature = "node-seams")]
+pub mod objects;
+#[cfg(feature = "node-seams")]
+pub mod s3node;
+pub mod s3wire;
+pub mod task_ids;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

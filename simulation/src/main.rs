@@ -4,7 +4,10 @@
 //! cargo run -p coffer-simulation --release -- --seeds 1..1000      # summary
 //! cargo run -p coffer-simulation --release -- --seed 17 --trace    # one seed's event trace
 //! SIM_SEED=17 cargo run -p coffer-simulation --release             # the same seed
+//! cargo run -p coffer-simulation --release -- --objects --seeds 1..50  # whole-node scenario
 //! ```
+//! Two scenarios: the metadata cluster (default) and, with `--objects`, one whole node behind
+//! its real S3 router on simulated drives (`objects.rs`).
 //! Every seed runs twice and the two trace hashes must match (`--once` skips the second run).
 //! `--expect-failure` inverts the exit status: the planted-bug build must fail some seed.
 
@@ -15,8 +18,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coffer_simulation::cluster::{self, Report, SimConfig};
+#[cfg(feature = "node-seams")]
+use coffer_simulation::objects::{self, ObjectsConfig};
+
+/// Which simulation a seed runs.
+#[derive(Clone, Copy)]
+enum Scenario {
+    /// The metadata cluster (`cluster.rs`).
+    Metadata,
+    /// One whole node over its S3 router (`objects.rs`).
+    Objects,
+}
 
 struct Args {
+    scenario: Scenario,
     seeds: Range<u64>,
     trace: bool,
     once: bool,
@@ -27,14 +42,15 @@ struct Args {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: coffer-simulation [--seeds A..B | --seed N] [--trace] [--once] [--jobs N] \
-         [--expect-failure] [--quiet]\n       SIM_SEED=N coffer-simulation"
+        "usage: coffer-simulation [--objects] [--seeds A..B | --seed N] [--trace] [--once] \
+         [--jobs N] [--expect-failure] [--quiet]\n       SIM_SEED=N coffer-simulation"
     );
     ExitCode::from(2)
 }
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
+        scenario: Scenario::Metadata,
         seeds: 1..11,
         trace: false,
         once: false,
@@ -74,6 +90,7 @@ fn parse() -> Result<Args, String> {
                 args.jobs = v.parse().map_err(|_| format!("--jobs {v}"))?;
                 args.jobs = args.jobs.max(1);
             }
+            "--objects" => args.scenario = Scenario::Objects,
             "--trace" => args.trace = true,
             "--once" => args.once = true,
             "--expect-failure" => args.expect_failure = true,
@@ -84,13 +101,25 @@ fn parse() -> Result<Args, String> {
     Ok(args)
 }
 
-/// [`cluster::run`] on a fresh thread (so no thread-local state of an earlier run can reach
-/// it), with a panic anywhere in the simulated cluster reported as a violation.
-fn guarded(cfg: &SimConfig) -> Report {
-    let run = {
-        let cfg = cfg.clone();
-        std::thread::spawn(move || cluster::run(&cfg)).join()
-    };
+/// One run of `seed` on a fresh thread (so no thread-local state of an earlier run can reach
+/// it), with a panic anywhere in the simulation reported as a violation.
+fn guarded(scenario: Scenario, seed: u64, trace: bool) -> Report {
+    let run = std::thread::spawn(move || match scenario {
+        Scenario::Metadata => {
+            let mut cfg = SimConfig::new(seed);
+            cfg.keep_trace = trace;
+            cluster::run(&cfg)
+        }
+        #[cfg(feature = "node-seams")]
+        Scenario::Objects => {
+            let mut cfg = ObjectsConfig::new(seed);
+            cfg.keep_trace = trace;
+            objects::run(&cfg)
+        }
+        #[cfg(not(feature = "node-seams"))]
+        Scenario::Objects => panic!("--objects needs the node-seams feature (on by default)"),
+    })
+    .join();
     match run {
         Ok(r) => r,
         Err(panic) => {
@@ -100,7 +129,7 @@ fn guarded(cfg: &SimConfig) -> Report {
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                 .unwrap_or_else(|| "unknown panic".to_owned());
             Report {
-                seed: cfg.seed,
+                seed,
                 trace_hash: 0,
                 events: 0,
                 trace: Vec::new(),
@@ -120,15 +149,12 @@ fn guarded(cfg: &SimConfig) -> Report {
 type SeedResult = (Report, Option<String>);
 
 /// One seed: run (twice unless `once`) and compare the hashes.
-fn run_seed(seed: u64, trace: bool, once: bool) -> SeedResult {
-    let mut cfg = SimConfig::new(seed);
-    cfg.keep_trace = trace;
-    let first = guarded(&cfg);
+fn run_seed(scenario: Scenario, seed: u64, trace: bool, once: bool) -> SeedResult {
+    let first = guarded(scenario, seed, trace);
     if once {
         return (first, None);
     }
-    cfg.keep_trace = false;
-    let second = guarded(&cfg);
+    let second = guarded(scenario, seed, false);
     let diverged =
         (second.trace_hash != first.trace_hash || second.events != first.events).then(|| {
             format!(
@@ -153,13 +179,13 @@ fn main() -> ExitCode {
     let workers: Vec<_> = (0..args.jobs.min((args.seeds.end - args.seeds.start) as usize))
         .map(|_| {
             let (next, results, end) = (next.clone(), results.clone(), args.seeds.end);
-            let (trace, once, quiet) = (args.trace, args.once, args.quiet);
+            let (trace, once, quiet, scenario) = (args.trace, args.once, args.quiet, args.scenario);
             std::thread::spawn(move || loop {
                 let seed = next.fetch_add(1, Ordering::SeqCst);
                 if seed >= end {
                     return;
                 }
-                let (report, diverged) = run_seed(seed, trace, once);
+                let (report, diverged) = run_seed(scenario, seed, trace, once);
                 if !quiet {
                     let verdict = if report.passed() && diverged.is_none() { "ok" } else { "FAIL" };
                     println!(
@@ -208,8 +234,12 @@ fn main() -> ExitCode {
                 println!("  {v}");
             }
             println!(
-                "  replay: SIM_SEED={} cargo run -p coffer-simulation --release -- --trace",
-                report.seed
+                "  replay: SIM_SEED={} cargo run -p coffer-simulation --release -- --trace{}",
+                report.seed,
+                match args.scenario {
+                    Scenario::Metadata => "",
+                    Scenario::Objects => " --objects",
+                }
             );
         }
     }

@@ -58,7 +58,7 @@ impl Actor for DriveActor {
         match msg {
             DriveMsg::Delete { id, shard } => {
                 let drive = state.drive.clone();
-                match tokio::task::spawn_blocking(move || drive.remove(id, shard)).await {
+                match crate::seams::stages::spawn_blocking(move || drive.remove(id, shard)).await {
                     Ok(Ok(())) => state.deleted += 1,
                     Ok(Err(e)) => {
                         state.failed += 1;

@@ -7,6 +7,8 @@ use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::seams::stages;
+
 /// Chunks queued for hashing; bounds the memory the hasher may fall behind by.
 const DEPTH: usize = 16;
 
@@ -19,14 +21,16 @@ pub struct Md5Worker {
 impl Md5Worker {
     /// Starts the hashing thread.
     pub fn start() -> Self {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
-        let task = tokio::task::spawn_blocking(move || {
-            let mut md5 = Md5::new();
-            while let Some(chunk) = rx.blocking_recv() {
+        let (tx, rx) = mpsc::channel::<Bytes>(DEPTH);
+        let task = stages::spawn_consumer(
+            rx,
+            || Ok(Md5::new()),
+            |md5, chunk| {
                 md5.update(&chunk);
-            }
-            md5.finalize().into()
-        });
+                None
+            },
+            |md5| md5.finalize().into(),
+        );
         Self { tx, task }
     }
 

@@ -23,7 +23,7 @@ use coffer_s3api::backend::StoreError;
 use crate::drive::DataId;
 use crate::manifest::Segment;
 use crate::pipeline::cipher::PackageOpener;
-use crate::seams::ShardSource;
+use crate::seams::{stages, ShardSource};
 use crate::shards::ShardStore;
 
 /// Sealed packages read ahead of the opening thread (16 × 64 KiB = 1 MiB per stream).
@@ -251,7 +251,7 @@ impl<O: PackageOpener> SegmentReader<O> {
             let Some(src) = self.source(shard).await else {
                 return Ok(false);
             };
-            reads.push(tokio::task::spawn_blocking(move || {
+            reads.push(stages::spawn_blocking(move || {
                 let mut buf = vec![0u8; framed_len];
                 src.read_exact_at(&mut buf, offset)?;
                 Ok::<_, std::io::Error>(buf)
@@ -295,7 +295,7 @@ impl<O: PackageOpener> SegmentReader<O> {
         }
         let drive = self.drives[shard].clone();
         let id = self.id;
-        let opened = tokio::task::spawn_blocking(move || drive.open_shard(id, shard)).await;
+        let opened = stages::spawn_blocking(move || drive.open_shard(id, shard)).await;
         match opened {
             Ok(Ok(src)) => {
                 let src: Arc<dyn ShardSource> = Arc::from(src);
@@ -357,8 +357,7 @@ impl<O: PackageOpener> PackageStream<O> {
             };
             let opener = self.reader.key.clone();
             let at = self.next_read;
-            let task =
-                tokio::task::spawn_blocking(move || opener.open_package(at, is_final, &sealed));
+            let task = stages::spawn_blocking(move || opener.open_package(at, is_final, &sealed));
             self.inflight.push_back((combo, budget, task));
             self.next_read += 1;
         }

@@ -16,6 +16,7 @@ use crate::manifest::Segment;
 use crate::pipeline::cipher::StreamSealer;
 use crate::pipeline::etag::Md5Worker;
 use crate::pipeline::seal::{SealStage, Sealing, ShardMsg};
+use crate::seams::stages;
 use crate::shards::{ShardStore, ShardTargets};
 
 /// Blocks in flight per shard writer: bounds memory to about this × block size × width.
@@ -111,9 +112,7 @@ impl<S: StreamSealer> SegmentWriter<S> {
         for (shard, drive) in shard_drives.iter().enumerate() {
             let drive = drive.clone();
             let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-            tasks.push(tokio::task::spawn_blocking(move || {
-                write_shard(drive, data_id, shard, rx)
-            }));
+            tasks.push(write_shard(drive, data_id, shard, rx));
             senders.push(tx);
         }
         let sealing = Sealing::new(sealer, codec, cfg.block_size, senders, cfg.write_quorum());
@@ -181,7 +180,7 @@ impl<S: StreamSealer> SegmentWriter<S> {
             for shard in committed {
                 let drive = self.shard_drives[shard].clone();
                 let id = self.data_id;
-                let _ = tokio::task::spawn_blocking(move || drive.remove(id, shard)).await;
+                let _ = stages::spawn_blocking(move || drive.remove(id, shard)).await;
             }
             return Err(StoreError::Unavailable);
         }
@@ -214,27 +213,36 @@ impl<S: StreamSealer> SegmentWriter<S> {
     }
 }
 
-/// Runs on the blocking pool: appends framed blocks, then writes the header and commits.
-/// Dropping the channel without `Finish` drops the sink, which removes the temporary file.
+/// The writer of one shard, a blocking stage: appends framed blocks, then writes the header
+/// and commits. Dropping the channel without `Finish` drops the sink, which removes the
+/// temporary file.
 fn write_shard(
     drive: Arc<dyn ShardStore>,
     id: DataId,
     shard: usize,
-    mut rx: mpsc::Receiver<ShardMsg>,
-) -> std::io::Result<()> {
-    let mut sink = drive.create(id, shard)?;
-    sink.write_all(&[0u8; coffer_erasure::HEADER_LEN])?;
-    while let Some(msg) = rx.blocking_recv() {
-        match msg {
-            ShardMsg::Block(b) => sink.write_all(&b)?,
+    rx: mpsc::Receiver<ShardMsg>,
+) -> JoinHandle<std::io::Result<()>> {
+    // The sink is an `Option` only so that `Finish` can hand it to `commit`, which consumes it.
+    stages::spawn_consumer(
+        rx,
+        move || {
+            let mut sink = drive.create(id, shard).map_err(Err)?;
+            sink.write_all(&[0u8; coffer_erasure::HEADER_LEN])
+                .map_err(Err)?;
+            Ok(Some(sink))
+        },
+        |sink, msg| match msg {
+            ShardMsg::Block(b) => sink.as_mut().and_then(|s| s.write_all(&b).err()).map(Err),
             ShardMsg::Finish(header) => {
-                sink.write_at(0, &header)?;
-                return sink.commit();
+                let mut s = sink.take()?;
+                Some(s.write_at(0, &header).and_then(|()| s.commit()))
             }
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Interrupted,
-        "shard write abandoned",
-    ))
+        },
+        |_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "shard write abandoned",
+            ))
+        },
+    )
 }

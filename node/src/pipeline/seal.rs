@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::pipeline::cipher::StreamSealer;
+use crate::seams::stages;
 
 /// Body chunks queued for the sealing thread; bounds how far the request task may run ahead.
 const CHUNK_DEPTH: usize = 8;
@@ -187,7 +188,13 @@ impl<S: StreamSealer> SealStage<S> {
     pub(crate) async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
         match &mut self.stage {
             Stage::Inline(s) => {
-                if let Err(e) = s.push(&chunk) {
+                let mut r = s.push(&chunk);
+                // Inline stages (the simulation) never hand off: the thread would block on its
+                // sends, and there is no second core to overlap with.
+                if r.is_ok() && stages::inline() {
+                    r = s.flush(false).await;
+                }
+                if let Err(e) = r {
                     self.stage = Stage::Gone;
                     return Err(e);
                 }

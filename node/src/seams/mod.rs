@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod clock;
 pub mod drive_io;
+pub mod stages;
 
 pub use clock::{Clock, SystemClock};
 pub use drive_io::{DriveIo, FsDriveIo, ShardSink, ShardSource};

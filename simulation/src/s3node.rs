@@ -1,0 +1,234 @@
+//! A whole Coffer node on a turmoil host: the real start-up path
+//! ([`coffer_node::server::assemble`]) over simulated files, clock, randomness and metadata
+//! disk, with its S3 service reachable as a channel of the simulated network.
+//!
+//! The drives are [`SimDisk`]s, one per drive directory, plus one for the data directory
+//! (sealed secrets, the local KMS root). Metadata is a [`MemDb`]. The data path's blocking
+//! stages run inline on the host's runtime (`coffer_node::seams::stages`), so the seed decides
+//! every interleaving.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use coffer_cluster::{HandlerError, Handlers, NodeId, RpcHandler};
+use coffer_crypto::SeededEntropy;
+use coffer_metadata::kv::{Db, MemDb};
+use coffer_metadata::{MetaOptions, MetaStore};
+use coffer_node::config::{Config, LogFormat};
+use coffer_node::seams::{Clock, DriveIo, ShardSink, ShardSource};
+use coffer_node::server::{assemble, AssembledNode, NodeSeams, RunOptions};
+use http_body_util::{BodyExt as _, Full};
+use tokio_util::sync::CancellationToken;
+
+use crate::disk::SimDisk;
+use crate::net::SimNet;
+use crate::s3wire::{WireRequest, WireResponse};
+
+/// The channel a node's S3 service answers on.
+pub const S3_CHANNEL: &str = "sim/s3";
+
+/// The data directory of a simulated node.
+const DATA: &str = "/data";
+
+/// The node's files: drive `i` lives under `/drive{i}` on `drives[i]`, everything else (the
+/// data directory) on `system`.
+#[derive(Clone)]
+pub struct SimFs {
+    /// The data directory's disk.
+    pub system: SimDisk,
+    /// One disk per drive.
+    pub drives: Vec<SimDisk>,
+}
+
+impl SimFs {
+    /// The directory of drive `i`.
+    pub fn drive_dir(i: usize) -> PathBuf {
+        PathBuf::from(format!("/drive{i}"))
+    }
+
+    fn disk(&self, path: &Path) -> &SimDisk {
+        let Some(std::path::Component::Normal(first)) = path.components().nth(1) else {
+            return &self.system;
+        };
+        first
+            .to_str()
+            .and_then(|s| s.strip_prefix("drive"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|i| self.drives.get(i))
+            .unwrap_or(&self.system)
+    }
+
+    /// Every disk, the system disk first.
+    pub fn all(&self) -> impl Iterator<Item = &SimDisk> {
+        std::iter::once(&self.system).chain(self.drives.iter())
+    }
+
+    /// Power loss on every disk.
+    pub fn crash(&self) {
+        self.all().for_each(SimDisk::crash);
+    }
+}
+
+impl DriveIo for SimFs {
+    fn create(&self, tmp: &Path, path: &Path) -> std::io::Result<Box<dyn ShardSink>> {
+        self.disk(path).create(tmp, path)
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Box<dyn ShardSource>> {
+        self.disk(path).open(path)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.disk(path).remove(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.disk(path).create_dir_all(path)
+    }
+    fn clear_dir(&self, dir: &Path) -> std::io::Result<usize> {
+        self.disk(dir).clear_dir(dir)
+    }
+    fn write_file(&self, path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+        self.disk(path).write_file(path, data, mode)
+    }
+    fn read_file(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+        self.disk(path).read_file(path)
+    }
+    fn device_id(&self, path: &Path) -> std::io::Result<u64> {
+        self.disk(path).device_id(path)
+    }
+}
+
+/// Wall-clock time of a simulated node: a fixed epoch plus simulated time plus a skew the
+/// nemesis may jump (shared with the harness).
+#[derive(Clone, Default)]
+pub struct SimClock {
+    /// Milliseconds added to the node's clock.
+    pub skew_ms: Arc<AtomicI64>,
+}
+
+/// 2026-01-01T00:00:00Z: the simulated clocks start here.
+const EPOCH_MS: i64 = 1_767_225_600_000;
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> i64 {
+        EPOCH_MS
+            + turmoil::sim_elapsed().unwrap_or_default().as_millis() as i64
+            + self.skew_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// What a node host is built from; survives the host's crashes.
+#[derive(Clone)]
+pub struct NodeDisks {
+    /// Files.
+    pub fs: SimFs,
+    /// Metadata.
+    pub meta: MemDb,
+    /// The node's clock skew.
+    pub clock: SimClock,
+}
+
+/// The node's configuration: the data directory and drives of [`SimFs`], the built-in KMS.
+fn config(drives: usize) -> Config {
+    Config {
+        data: PathBuf::from(DATA),
+        // Never bound: the S3 service is reached over the simulated network.
+        s3_addr: "127.0.0.1:9000".parse().expect("address"),
+        admin_addr: "127.0.0.1:9001".parse().expect("address"),
+        drives: (0..drives).map(SimFs::drive_dir).collect(),
+        audit_log: None,
+        log_format: LogFormat::Text,
+        insecure_http: false,
+        domain: None,
+        tls: None,
+        tls_watch: None,
+        kms: Default::default(),
+        cluster: None,
+    }
+}
+
+/// Starts node `id` on the current host over `disks`; `incarnation` counts its starts (each
+/// start draws fresh randomness, as a rebooted machine would). Serves S3 on [`S3_CHANNEL`]
+/// until the host crashes.
+pub async fn start(
+    id: NodeId,
+    net: &SimNet,
+    disks: &NodeDisks,
+    entropy_seed: u64,
+) -> Result<Arc<AssembledNode>, Box<dyn std::error::Error>> {
+    coffer_node::seams::stages::run_inline_on_this_thread(true);
+    let meta = MetaStore::open_on(
+        Db::mem(&disks.meta),
+        id,
+        MetaOptions {
+            ready_timeout: Duration::from_secs(30),
+            ..MetaOptions::default()
+        },
+    )
+    .await?;
+    let seams = NodeSeams {
+        fs: Arc::new(disks.fs.clone()),
+        entropy: Arc::new(SeededEntropy::new(entropy_seed)),
+        clock: Arc::new(disks.clock.clone()),
+        meta: Some(meta),
+    };
+    let node = assemble(
+        &config(disks.fs.drives.len()),
+        seams,
+        RunOptions::default(),
+        &CancellationToken::new(),
+    )
+    .await?;
+    let node = Arc::new(node);
+    let handlers = Handlers::default();
+    handlers.register(S3_CHANNEL, Arc::new(S3Handler { node: node.clone() }));
+    net.attach(id, handlers);
+    Ok(node)
+}
+
+/// Hands a [`WireRequest`] to the node's real S3 service.
+struct S3Handler {
+    node: Arc<AssembledNode>,
+}
+
+#[async_trait::async_trait]
+impl RpcHandler for S3Handler {
+    async fn handle(&self, _from: NodeId, payload: Bytes) -> Result<Bytes, HandlerError> {
+        let bad = |message: String| HandlerError { message };
+        let req = WireRequest::decode(&payload).map_err(bad)?;
+        let mut builder = http::Request::builder()
+            .method(req.method.as_str())
+            .uri(req.target.as_str());
+        for (k, v) in &req.headers {
+            builder = builder.header(k, v);
+        }
+        let http_req = builder
+            .body(Full::new(req.body))
+            .map_err(|e| bad(format!("request: {e}")))?;
+        let resp = self.node.s3.handle(http_req).await;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| bad(format!("response body: {e}")))?
+            .to_bytes();
+        Ok(WireResponse {
+            status,
+            headers,
+            body,
+        }
+        .encode())
+    }
+}
