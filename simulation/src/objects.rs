@@ -68,6 +68,8 @@ const BODY_MARK: &[u8] = b"SIMPLAIN:";
 /// Every object carries `x-amz-meta-note: SIMMETA:<value id>`.
 const META_MARK: &[u8] = b"SIMMETA:";
 const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
+/// S3's smallest part but the last.
+const MIN_PART: usize = 5 << 20;
 
 const STREAM_TURMOIL: u64 = 11;
 const STREAM_NET: u64 = 12;
@@ -441,7 +443,12 @@ impl Client {
         }
     }
 
-    async fn call(&self, req: WireRequest) -> Reply {
+    async fn call(&self, mut req: WireRequest) -> Reply {
+        if matches!(req.method.as_str(), "PUT" | "POST") {
+            // What an HTTP client always sends with a body (s3s requires it on XML bodies).
+            req.headers
+                .push(("content-length".into(), req.body.len().to_string()));
+        }
         let req = req.sign(&self.creds.0, &self.creds.1);
         match self
             .transport
@@ -538,8 +545,14 @@ impl Client {
 
     async fn random_op(&mut self, op: usize) {
         let key = format!("k{}", self.rng.gen_range(0..self.keys));
-        match self.rng.gen_range(0..10) {
-            0..=3 => {
+        match self.rng.gen_range(0..20) {
+            0 => {
+                let id = format!("c{}o{op}", self.index);
+                let first = MIN_PART + self.rng.gen_range(0..50_000);
+                let last = self.rng.gen_range(1..300_000);
+                self.multipart(&key, &id, [first, last]).await;
+            }
+            1..=7 => {
                 let len = match self.rng.gen_range(0..4) {
                     0 => self.rng.gen_range(0..64),
                     1 => self.rng.gen_range(64..70_000),
@@ -556,12 +569,12 @@ impl Client {
                 )
                 .await;
             }
-            4..=5 => {
+            8..=11 => {
                 self.get(&key).await;
             }
-            6 => self.get_range(&key).await,
-            7 => self.head(&key).await,
-            8 => self.delete(&key).await,
+            12..=13 => self.get_range(&key).await,
+            14..=15 => self.head(&key).await,
+            16..=17 => self.delete(&key).await,
             _ => self.list().await,
         }
     }
@@ -653,6 +666,113 @@ impl Client {
         let desc = format!("{op:?} {len} B -> {what}");
         self.history(key, op, outcome, invoked, &desc);
         done
+    }
+
+    /// A two-part upload of value `id` (`parts` bytes each) as one write: invoked at
+    /// CreateMultipartUpload, done at CompleteMultipartUpload. A failure before the complete
+    /// call leaves no object (an abandoned upload); a failed or lost complete is unknown.
+    async fn multipart(&mut self, key: &str, id: &str, parts: [usize; 2]) {
+        let invoked = micros(now());
+        let total = parts[0] + parts[1];
+        let data = Bytes::from(body(id, total));
+        self.shared
+            .lock()
+            .sent
+            .entry(key.to_owned())
+            .or_default()
+            .push((id.to_owned(), total));
+        let op = Op::Write(id.to_owned());
+        let mut headers = vec![("x-amz-meta-note".into(), format!("SIMMETA:{id}"))];
+        if self.rng.gen_bool(0.5) {
+            headers.push(("x-amz-server-side-encryption".into(), "aws:kms".into()));
+        }
+        let created = self
+            .call(WireRequest {
+                method: "POST".into(),
+                target: format!("/{BUCKET}/{key}?uploads"),
+                headers,
+                ..Default::default()
+            })
+            .await;
+        let upload = match &created {
+            Reply::Http(r) if r.status == 200 => xml_value(&r.body, "UploadId"),
+            Reply::Http(r) => {
+                self.unexpected("CreateMultipartUpload", r, &[]);
+                None
+            }
+            _ => None,
+        };
+        let Some(upload) = upload else {
+            self.history(key, op, None, invoked, "multipart: no upload");
+            return;
+        };
+        let mut etags = Vec::new();
+        let mut from = 0;
+        for (i, len) in parts.iter().enumerate() {
+            let reply = self
+                .call(WireRequest {
+                    method: "PUT".into(),
+                    target: format!("/{BUCKET}/{key}?partNumber={}&uploadId={upload}", i + 1),
+                    body: data.slice(from..from + len),
+                    ..Default::default()
+                })
+                .await;
+            from += len;
+            match &reply {
+                Reply::Http(r) if r.status == 200 => {
+                    etags.push(r.header("etag").unwrap_or_default().to_owned())
+                }
+                Reply::Http(r) => {
+                    self.unexpected("UploadPart", r, &[]);
+                    break;
+                }
+                _ => break,
+            }
+        }
+        if etags.len() < parts.len() {
+            self.history(
+                key,
+                op,
+                None,
+                invoked,
+                "multipart: a part failed; abandoned",
+            );
+            return;
+        }
+        let list: String = etags
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                format!(
+                    "<Part><PartNumber>{}</PartNumber><ETag>{e}</ETag></Part>",
+                    i + 1
+                )
+            })
+            .collect();
+        let reply = self
+            .call(WireRequest {
+                method: "POST".into(),
+                target: format!("/{BUCKET}/{key}?uploadId={upload}"),
+                body: Bytes::from(format!(
+                    "<CompleteMultipartUpload>{list}</CompleteMultipartUpload>"
+                )),
+                ..Default::default()
+            })
+            .await;
+        // CompleteMultipartUpload may answer 200 with an error document.
+        let (outcome, what) = match &reply {
+            Reply::Http(r) if r.status == 200 && xml_value(&r.body, "ETag").is_some() => {
+                (Some(Outcome::Done), "ok".to_owned())
+            }
+            Reply::Http(r) => {
+                self.unexpected("CompleteMultipartUpload", r, &["ServiceUnavailable"]);
+                (Some(Outcome::Unknown), format!("{}", r.status))
+            }
+            Reply::NotDelivered => (None, "not delivered".to_owned()),
+            Reply::NoAnswer => (Some(Outcome::Unknown), "no answer".to_owned()),
+        };
+        let desc = format!("multipart {op:?} {parts:?} B -> {what}");
+        self.history(key, op, outcome, invoked, &desc);
     }
 
     /// Checks a body read as value `id` is exactly that value's bytes.
@@ -873,6 +993,15 @@ impl Client {
     }
 }
 
+/// The text of the first `<tag>…</tag>` in an XML body.
+fn xml_value(body: &[u8], tag: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let open = format!("<{tag}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find(&format!("</{tag}>"))? + start;
+    Some(text[start..end].to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -885,6 +1014,11 @@ mod tests {
         assert_eq!(body("c1o7", 1000), b, "a pure function");
         assert_ne!(body("c1o8", 1000)[20..], b[20..]);
         assert_eq!(id_of(b"junk"), None);
+        assert_eq!(
+            xml_value(b"<R><UploadId>ab12</UploadId></R>", "UploadId").as_deref(),
+            Some("ab12")
+        );
+        assert_eq!(xml_value(b"<R></R>", "UploadId"), None);
     }
 
     #[test]
