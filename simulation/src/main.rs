@@ -7,7 +7,7 @@
 //! cargo run -p coffer-simulation --release -- --objects --seeds 1..50  # whole-node scenario
 //! ```
 //! Two scenarios: the metadata cluster (default) and, with `--objects`, one whole node behind
-//! its real S3 router on simulated drives (`objects.rs`).
+//! its real S3 router on simulated drives (`objects/`).
 //! Every seed runs twice and the two trace hashes must match (`--once` skips the second run).
 //! `--expect-failure` inverts the exit status: the planted-bug build must fail some seed.
 
@@ -26,7 +26,7 @@ use coffer_simulation::objects::{self, ObjectsConfig};
 enum Scenario {
     /// The metadata cluster (`cluster.rs`).
     Metadata,
-    /// One whole node over its S3 router (`objects.rs`).
+    /// One whole node over its S3 router (`objects/`).
     Objects,
 }
 

@@ -1,414 +1,22 @@
-//! The object scenario: one whole node — the real start-up path, S3 router, SigV4 check, key
-//! service, encrypting and erasure-coding data path — on four simulated drives (2 data + 2
-//! parity), with clients issuing S3 operations and a nemesis of node crashes, drive faults and
-//! clock jumps.
-//!
-//! Checkers: per-key linearizability of what PUT, conditional PUT, DELETE and GET saw (so every
-//! acknowledged write survives a crash); every body read is exactly the bytes written (a GET's
-//! whole body, a ranged GET's slice, a HEAD's length), never other bytes; no 500; liveness after
-//! the faults; and after the run no object byte and no user-metadata value in plaintext on any
-//! simulated disk or in the metadata store. Drive faults hit at most two drives (the parity),
-//! so no acknowledged object may be lost.
+//! A simulated S3 client of the whole-node scenario: signs requests with the node's root
+//! credentials, issues a seeded mix of operations and records what it learned for the checkers.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use coffer_cluster::{Handlers, NodeId, Transport, TransportError};
-use coffer_metadata::kv::MemDb;
+use coffer_cluster::{Handlers, Transport, TransportError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::check::{self, Event, Op, Outcome};
-use crate::cluster::{sub_seed, Report};
-use crate::disk::{DiskFaults, SimDisk};
-use crate::net::{LinkFaults, SimNet};
-use crate::s3node::{self, NodeDisks, SimClock, SimFs};
+use super::{
+    body, id_of, micros, now, ObjectsConfig, SharedRef, BODY_MARK, BUCKET, CLIENT_DEADLINE,
+    MIN_PART, NODE, STREAM_CLIENT,
+};
+use crate::check::{Event, Op, Outcome};
+use crate::cluster::sub_seed;
+use crate::net::SimNet;
+use crate::s3node;
 use crate::s3wire::{WireRequest, WireResponse};
-use crate::Trace;
-
-/// How one seed's run is shaped.
-#[derive(Debug, Clone)]
-pub struct ObjectsConfig {
-    /// The master seed.
-    pub seed: u64,
-    /// Concurrent clients.
-    pub clients: u64,
-    /// Object keys the clients share.
-    pub keys: usize,
-    /// Operations per client.
-    pub ops: usize,
-    /// How long the nemesis acts, from the first client operation.
-    pub fault_window: Duration,
-    /// Keep the trace lines (`--trace`).
-    pub keep_trace: bool,
-}
-
-impl ObjectsConfig {
-    /// The configuration of `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self {
-            seed,
-            clients: 3,
-            keys: 4,
-            ops: 24,
-            fault_window: Duration::from_secs(8),
-            keep_trace: false,
-        }
-    }
-}
-
-const NODE: NodeId = 1;
-const DRIVES: usize = 4;
-const BUCKET: &str = "sim";
-/// Every object body starts with this and its value id; the plaintext scan looks for it.
-const BODY_MARK: &[u8] = b"SIMPLAIN:";
-/// Every object carries `x-amz-meta-note: SIMMETA:<value id>`.
-const META_MARK: &[u8] = b"SIMMETA:";
-const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
-/// S3's smallest part but the last.
-const MIN_PART: usize = 5 << 20;
-
-const STREAM_TURMOIL: u64 = 11;
-const STREAM_NET: u64 = 12;
-const STREAM_NEMESIS: u64 = 13;
-const STREAM_DISK: u64 = 14;
-const STREAM_ENTROPY: u64 = 1_000;
-const STREAM_CLIENT: u64 = 2_000;
-
-/// The body of value `id` with `len` bytes: a pure function of both.
-fn body(id: &str, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(BODY_MARK);
-    out.extend_from_slice(id.as_bytes());
-    out.push(b'|');
-    let mut s = id.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    while out.len() < len {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// The value id a body names, if it has the marker.
-fn id_of(b: &[u8]) -> Option<String> {
-    let rest = b.strip_prefix(BODY_MARK)?;
-    let end = rest.iter().position(|&c| c == b'|')?;
-    String::from_utf8(rest[..end].to_vec()).ok()
-}
-
-#[derive(Default)]
-struct Shared {
-    trace: Trace,
-    lines: Option<Vec<String>>,
-    histories: BTreeMap<String, Vec<Event>>,
-    /// Every value ever sent per key (id, length): what a ranged read may show.
-    sent: BTreeMap<String, Vec<(String, usize)>>,
-    creds: Option<(String, String)>,
-    bucket_ready: bool,
-    /// Sim µs of the first workload operation (the nemesis starts then).
-    started_at: Option<u64>,
-    healed: bool,
-    violations: Vec<String>,
-    ops: usize,
-    unknown: usize,
-    clients_done: u64,
-}
-
-#[derive(Clone, Default)]
-struct SharedRef(Arc<Mutex<Shared>>);
-
-impl SharedRef {
-    fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn record(&self, who: &str, what: &str) {
-        self.record_at(now(), who, what);
-    }
-
-    /// [`SharedRef::record`] at `at` (the harness, outside any host, passes the sim's time).
-    fn record_at(&self, at: Duration, who: &str, what: &str) {
-        let line = format!("{:>10.3} {who:>4} {what}", at.as_secs_f64() * 1e3);
-        let mut s = self.lock();
-        s.trace.record(line.as_bytes());
-        if let Some(lines) = &mut s.lines {
-            lines.push(line);
-        }
-    }
-
-    fn violation(&self, who: &str, what: String) {
-        self.record(who, &format!("VIOLATION {what}"));
-        self.lock().violations.push(what);
-    }
-}
-
-fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// Runs one seed of the object scenario.
-pub fn run(cfg: &ObjectsConfig) -> Report {
-    crate::task_ids::align_task_ids();
-    coffer_metadata::runtime::seed_thread_rng(sub_seed(cfg.seed, 4));
-    let report = run_inner(cfg);
-    coffer_metadata::runtime::unseed_thread_rng();
-    coffer_node::seams::stages::run_inline_on_this_thread(false);
-    report
-}
-
-fn run_inner(cfg: &ObjectsConfig) -> Report {
-    let shared = SharedRef::default();
-    if cfg.keep_trace {
-        shared.lock().lines = Some(Vec::new());
-    }
-    let net = SimNet::new(sub_seed(cfg.seed, STREAM_NET), LinkFaults::default());
-    let disk_seed = sub_seed(cfg.seed, STREAM_DISK);
-    let disks = NodeDisks {
-        fs: SimFs {
-            system: SimDisk::new(100, disk_seed, DiskFaults::default()),
-            drives: (0..DRIVES)
-                .map(|i| SimDisk::new(i as u64, disk_seed ^ (i as u64 + 1), DiskFaults::default()))
-                .collect(),
-        },
-        meta: MemDb::new(),
-        clock: SimClock::default(),
-    };
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(sub_seed(cfg.seed, STREAM_TURMOIL))
-        .simulation_duration(Duration::from_secs(240))
-        .build();
-    let starts = Arc::new(AtomicU64::new(0));
-    {
-        let (net, disks, shared, seed) = (net.clone(), disks.clone(), shared.clone(), cfg.seed);
-        sim.host("n1", move || {
-            let (net, disks, shared, starts) =
-                (net.clone(), disks.clone(), shared.clone(), starts.clone());
-            async move {
-                let start = starts.fetch_add(1, Ordering::Relaxed);
-                let node =
-                    s3node::start(NODE, &net, &disks, sub_seed(seed, STREAM_ENTROPY + start))
-                        .await?;
-                shared.lock().creds = Some((
-                    node.credentials.access_key.clone(),
-                    node.credentials.secret.as_str().to_owned(),
-                ));
-                shared.record("n1", &format!("node up (start {start})"));
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
-    }
-    for c in 0..cfg.clients {
-        let (cfg2, net, shared) = (cfg.clone(), net.clone(), shared.clone());
-        sim.client(format!("c{c}"), async move {
-            let mut client = Client::new(&cfg2, c, &net, shared);
-            client.run(&cfg2).await;
-            Ok(())
-        });
-    }
-
-    let mut nemesis = StdRng::seed_from_u64(sub_seed(cfg.seed, STREAM_NEMESIS));
-    let mut plan: Option<Vec<(Duration, Fault)>> = None;
-    let mut down = false;
-    let mut faults = 0usize;
-    let mut failure = None;
-    loop {
-        let t = sim.elapsed();
-        let started = shared.lock().started_at;
-        if let (Some(at), None) = (started, &plan) {
-            plan = Some(schedule(
-                &mut nemesis,
-                Duration::from_micros(at),
-                cfg.fault_window,
-            ));
-        }
-        if let Some(p) = &mut plan {
-            while p.first().is_some_and(|(at, _)| *at <= t) {
-                let (_, fault) = p.remove(0);
-                faults += usize::from(!matches!(fault, Fault::Restart | Fault::HealAll));
-                let what = apply(&mut sim, &disks, &shared, &mut nemesis, &mut down, fault);
-                shared.record_at(t, "nem", &what);
-            }
-        }
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
-                failure = Some(format!("a host or client failed: {e}"));
-                break;
-            }
-        }
-    }
-    let sim_time = sim.elapsed();
-    drop(sim);
-
-    let mut s = shared.lock();
-    let mut violations = std::mem::take(&mut s.violations);
-    violations.extend(failure);
-    if s.clients_done < cfg.clients {
-        violations.push(format!(
-            "only {} of {} clients finished",
-            s.clients_done, cfg.clients
-        ));
-    }
-    let bad_keys = check::check_keys(&s.histories);
-    let non_linearizable_keys = bad_keys.len();
-    violations.extend(bad_keys.iter().map(ToString::to_string));
-    violations.extend(plaintext_on(&disks));
-    Report {
-        seed: cfg.seed,
-        trace_hash: s.trace.hash(),
-        events: s.trace.events(),
-        trace: s.lines.take().unwrap_or_default(),
-        sim_time,
-        ops: s.ops,
-        unknown: s.unknown,
-        faults,
-        terms: 0,
-        violations,
-        non_linearizable_keys,
-    }
-}
-
-/// Every place a known plaintext shows up: object bodies and user metadata must be sealed on
-/// every disk (drives, data directory) and in the metadata store.
-fn plaintext_on(disks: &NodeDisks) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut scan = |what: String, data: &[u8]| {
-        for mark in [BODY_MARK, META_MARK] {
-            if data.windows(mark.len()).any(|w| w == mark) {
-                found.push(format!(
-                    "plaintext {:?} in {what}",
-                    String::from_utf8_lossy(mark)
-                ));
-            }
-        }
-    };
-    for disk in disks.fs.all() {
-        for (path, data) in disk.contents() {
-            scan(path.display().to_string(), &data);
-        }
-    }
-    for (tree, key, value) in disks.meta.contents() {
-        scan(format!("metadata tree {tree}"), &key);
-        scan(format!("metadata tree {tree}"), &value);
-    }
-    found
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    /// Power loss: the node and every disk; MemDb keeps a seeded prefix of unflushed batches.
-    Crash,
-    Restart,
-    /// Lost and misdirected writes on one of the two drives faults may hit.
-    FlakyDrive(usize),
-    /// One bit of one stored file on one of those drives.
-    BitFlip(usize),
-    /// The node's clock jumps by this many seconds.
-    ClockJump(i64),
-    HealAll,
-}
-
-/// The nemesis' plan from `start` over `window`, then everything healed.
-fn schedule(rng: &mut StdRng, start: Duration, window: Duration) -> Vec<(Duration, Fault)> {
-    // Faults may only hit these two drives: the parity covers them.
-    let first = rng.gen_range(0..DRIVES);
-    let bad = [first, (first + rng.gen_range(1..DRIVES)) % DRIVES];
-    let mut plan = Vec::new();
-    let mut t = start + Duration::from_millis(rng.gen_range(100..800));
-    while t < start + window {
-        let fault = match rng.gen_range(0..10) {
-            0..=2 => Fault::Crash,
-            3..=4 => Fault::FlakyDrive(bad[rng.gen_range(0..2)]),
-            5..=7 => Fault::BitFlip(bad[rng.gen_range(0..2)]),
-            _ => Fault::ClockJump(rng.gen_range(-600..600)),
-        };
-        plan.push((t, fault));
-        if matches!(fault, Fault::Crash) {
-            plan.push((
-                t + Duration::from_millis(rng.gen_range(50..1500)),
-                Fault::Restart,
-            ));
-        }
-        t += Duration::from_millis(rng.gen_range(300..1500));
-    }
-    plan.push((start + window, Fault::HealAll));
-    plan.sort_by_key(|(at, _)| *at);
-    plan
-}
-
-fn apply(
-    sim: &mut turmoil::Sim<'_>,
-    disks: &NodeDisks,
-    shared: &SharedRef,
-    rng: &mut StdRng,
-    down: &mut bool,
-    fault: Fault,
-) -> String {
-    match fault {
-        Fault::Crash if *down => "crash: already down".to_owned(),
-        Fault::Crash => {
-            *down = true;
-            sim.crash("n1");
-            disks.fs.crash();
-            let unflushed = disks.meta.unflushed();
-            let keep = rng.gen_range(0..=unflushed);
-            disks.meta.crash(keep);
-            format!("power loss (metadata kept {keep} of {unflushed} unflushed batches)")
-        }
-        Fault::Restart | Fault::HealAll => {
-            let was_down = std::mem::replace(down, false);
-            if was_down {
-                sim.bounce("n1");
-            }
-            if matches!(fault, Fault::HealAll) {
-                for d in &disks.fs.drives {
-                    d.set_faults(DiskFaults::default());
-                }
-                disks.clock.skew_ms.store(0, Ordering::Relaxed);
-                shared.lock().healed = true;
-                return format!("heal everything (restarted: {was_down})");
-            }
-            format!("restart (was down: {was_down})")
-        }
-        Fault::FlakyDrive(d) => {
-            let f = DiskFaults {
-                lost_write: rng.gen_range(0.0..0.3),
-                misdirected_write: rng.gen_range(0.0..0.1),
-                capacity: u64::MAX,
-            };
-            disks.fs.drives[d].set_faults(f);
-            format!(
-                "drive {d}: lose {:.2}, misdirect {:.2} of writes",
-                f.lost_write, f.misdirected_write
-            )
-        }
-        Fault::BitFlip(d) => match disks.fs.drives[d].flip_random_bit() {
-            Some((path, bit)) => format!("drive {d}: flip bit {bit} of {}", path.display()),
-            None => format!("drive {d}: nothing to flip"),
-        },
-        Fault::ClockJump(secs) => {
-            disks
-                .clock
-                .skew_ms
-                .fetch_add(secs * 1000, Ordering::Relaxed);
-            format!("clock jumps {secs} s")
-        }
-    }
-}
 
 /// What one S3 call came to.
 enum Reply {
@@ -420,7 +28,7 @@ enum Reply {
     NoAnswer,
 }
 
-struct Client {
+pub(super) struct Client {
     index: u64,
     who: String,
     transport: crate::net::SimTransport,
@@ -431,7 +39,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(cfg: &ObjectsConfig, index: u64, net: &SimNet, shared: SharedRef) -> Self {
+    pub(super) fn new(cfg: &ObjectsConfig, index: u64, net: &SimNet, shared: SharedRef) -> Self {
         Self {
             index,
             who: format!("c{index}"),
@@ -464,7 +72,7 @@ impl Client {
         }
     }
 
-    async fn run(&mut self, cfg: &ObjectsConfig) {
+    pub(super) async fn run(&mut self, cfg: &ObjectsConfig) {
         // The node's root credentials (it generates them on its first start).
         loop {
             if let Some(c) = self.shared.lock().creds.clone() {
@@ -1004,54 +612,14 @@ fn xml_value(body: &[u8], tag: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::xml_value;
 
     #[test]
-    fn bodies_name_their_value() {
-        let b = body("c1o7", 1000);
-        assert_eq!(b.len(), 1000);
-        assert_eq!(id_of(&b).as_deref(), Some("c1o7"));
-        assert_eq!(body("c1o7", 1000), b, "a pure function");
-        assert_ne!(body("c1o8", 1000)[20..], b[20..]);
-        assert_eq!(id_of(b"junk"), None);
+    fn xml_values_are_found() {
         assert_eq!(
             xml_value(b"<R><UploadId>ab12</UploadId></R>", "UploadId").as_deref(),
             Some("ab12")
         );
         assert_eq!(xml_value(b"<R></R>", "UploadId"), None);
-    }
-
-    #[test]
-    fn the_plaintext_scan_finds_markers_on_drives_and_in_metadata() {
-        use coffer_node::seams::DriveIo;
-        let disks = || NodeDisks {
-            fs: SimFs {
-                system: SimDisk::new(100, 1, DiskFaults::default()),
-                drives: vec![SimDisk::new(0, 2, DiskFaults::default())],
-            },
-            meta: MemDb::new(),
-            clock: SimClock::default(),
-        };
-        let clean = disks();
-        clean
-            .fs
-            .write_file(std::path::Path::new("/drive0/x"), b"sealed bytes", 0o600)
-            .unwrap();
-        assert!(plaintext_on(&clean).is_empty());
-        let leaky = disks();
-        let mut data = b"header ".to_vec();
-        data.extend_from_slice(&body("c0o1", 100));
-        leaky
-            .fs
-            .write_file(std::path::Path::new("/drive0/shard"), &data, 0o600)
-            .unwrap();
-        let found = plaintext_on(&leaky);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].contains("/drive0/shard"));
-        let tree = coffer_metadata::kv::Db::mem(&leaky.meta)
-            .open_tree("objects")
-            .unwrap();
-        tree.insert(b"k", b"note=SIMMETA:c0o1".to_vec()).unwrap();
-        assert_eq!(plaintext_on(&leaky).len(), 2);
     }
 }
