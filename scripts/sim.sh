@@ -3,7 +3,7 @@
 #   1. SIM_SEEDS (default 1..201) seeds of the metadata cluster under faults, each run twice
 #      in-process (the trace hashes must match), release build;
 #   2. one seed in two separate processes: the printed hashes must match;
-#   3. SIM_OBJECT_SEEDS (default 1..101) seeds of one whole node (real start-up, S3 router and
+#   3. SIM_OBJECT_SEEDS (default 1..201) seeds of one whole node (real start-up, S3 router and
 #      data path on simulated drives), each run twice;
 #   4. the planted-bug build (feature `planted-bug`: the Raft log acknowledges entries before
 #      flushing them) must FAIL within SIM_BUG_SEEDS (default 1..41) of both scenarios with a
@@ -19,7 +19,7 @@ if [ -n "${RUSTFLAGS:-}" ]; then
 fi
 seeds="${SIM_SEEDS:-1..201}"
 bug_seeds="${SIM_BUG_SEEDS:-1..41}"
-object_seeds="${SIM_OBJECT_SEEDS:-1..101}"
+object_seeds="${SIM_OBJECT_SEEDS:-1..201}"
 limit="${SIM_TIMEOUT:-300}"
 
 cargo build --release -p coffer-simulation

@@ -14,7 +14,7 @@
 #   build    cargo build --release -p coffer-node; exports COFFER_BIN=<target>/release/coffer
 #   rust     cargo nextest run --workspace --no-fail-fast (cargo test when nextest is missing):
 #            unit tests and node/tests/*.rs, which start COFFER_BIN
-#   sim      scripts/sim.sh: 200 seeds of the deterministic cluster simulation and 100 of the
+#   sim      scripts/sim.sh: 200 seeds of the deterministic cluster simulation and 200 of the
 #            whole-node scenario (each run twice, hashes compared), one seed in two processes,
 #            and the planted-bug build, which must
 #            fail (docs/simulation.md)

@@ -6,7 +6,8 @@
 //! is durable: every unsynced temporary file is gone. Faults, each drawn from the disk's own
 //! seeded stream at a sync point: a lost write (acknowledged, visible until the next crash,
 //! then gone), a misdirected write (lands on another file of the disk, durably), and a full
-//! disk (`ENOSPC` once the capacity is reached). [`SimDisk::flip_bit`] corrupts stored data.
+//! disk (`ENOSPC` once the capacity is reached). [`SimDisk::flip_bit`] corrupts stored data;
+//! [`SimDisk::wipe`] swaps the disk for a blank one.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -56,6 +57,11 @@ pub enum DiskEvent {
     },
     /// A bit of a stored file was flipped.
     BitFlip(PathBuf, u64),
+    /// The disk was replaced by a blank one.
+    Wiped {
+        /// Files it held.
+        lost: usize,
+    },
 }
 
 struct DiskState {
@@ -188,6 +194,21 @@ impl SimDisk {
             (path, bit)
         };
         self.flip_bit(&path, bit).then_some((path, bit))
+    }
+
+    /// The disk is swapped for a blank one: every file, durable or not, is gone.
+    pub fn wipe(&self) -> usize {
+        let mut s = self.lock();
+        let lost = s.visible.len();
+        s.visible.clear();
+        s.durable.clear();
+        s.events.push(DiskEvent::Wiped { lost });
+        lost
+    }
+
+    /// Bytes the visible files hold (what [`DiskFaults::capacity`] counts).
+    pub fn used(&self) -> u64 {
+        self.lock().used()
     }
 
     /// Replaces the fault rates from now on.

@@ -29,6 +29,8 @@ use crate::s3wire::{WireRequest, WireResponse};
 
 /// The channel a node's S3 service answers on.
 pub const S3_CHANNEL: &str = "sim/s3";
+/// The channel a node's admin API answers on.
+pub const ADMIN_CHANNEL: &str = "sim/admin";
 
 /// The data directory of a simulated node.
 const DATA: &str = "/data";
@@ -183,6 +185,7 @@ pub async fn start(
     let node = Arc::new(node);
     let handlers = Handlers::default();
     handlers.register(S3_CHANNEL, Arc::new(S3Handler { node: node.clone() }));
+    handlers.register(ADMIN_CHANNEL, Arc::new(AdminHandler { node: node.clone() }));
     net.attach(id, handlers);
     Ok(node)
 }
@@ -192,43 +195,84 @@ struct S3Handler {
     node: Arc<AssembledNode>,
 }
 
+/// Hands a [`WireRequest`] to the node's real admin router.
+struct AdminHandler {
+    node: Arc<AssembledNode>,
+}
+
+fn handler_error(message: String) -> HandlerError {
+    HandlerError { message }
+}
+
+/// The HTTP request a [`WireRequest`] stands for.
+fn http_request<B>(
+    req: WireRequest,
+    body: impl FnOnce(Bytes) -> B,
+) -> Result<http::Request<B>, HandlerError> {
+    let mut builder = http::Request::builder()
+        .method(req.method.as_str())
+        .uri(req.target.as_str());
+    for (k, v) in &req.headers {
+        builder = builder.header(k, v);
+    }
+    builder
+        .body(body(req.body))
+        .map_err(|e| handler_error(format!("request: {e}")))
+}
+
+/// A response as a [`WireResponse`] message.
+async fn wire_response<B>(resp: http::Response<B>) -> Result<Bytes, HandlerError>
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Display,
+{
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| handler_error(format!("response body: {e}")))?
+        .to_bytes();
+    Ok(WireResponse {
+        status,
+        headers,
+        body,
+    }
+    .encode())
+}
+
+#[async_trait::async_trait]
+impl RpcHandler for AdminHandler {
+    async fn handle(&self, _from: NodeId, payload: Bytes) -> Result<Bytes, HandlerError> {
+        use tower::ServiceExt as _;
+        let req = WireRequest::decode(&payload).map_err(handler_error)?;
+        let http_req = http_request(req, axum::body::Body::from)?;
+        let resp = self
+            .node
+            .admin
+            .clone()
+            .oneshot(http_req)
+            .await
+            .map_err(|e| handler_error(format!("admin router: {e}")))?;
+        wire_response(resp).await
+    }
+}
+
 #[async_trait::async_trait]
 impl RpcHandler for S3Handler {
     async fn handle(&self, _from: NodeId, payload: Bytes) -> Result<Bytes, HandlerError> {
-        let bad = |message: String| HandlerError { message };
-        let req = WireRequest::decode(&payload).map_err(bad)?;
-        let mut builder = http::Request::builder()
-            .method(req.method.as_str())
-            .uri(req.target.as_str());
-        for (k, v) in &req.headers {
-            builder = builder.header(k, v);
-        }
-        let http_req = builder
-            .body(Full::new(req.body))
-            .map_err(|e| bad(format!("request: {e}")))?;
-        let resp = self.node.s3.handle(http_req).await;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| bad(format!("response body: {e}")))?
-            .to_bytes();
-        Ok(WireResponse {
-            status,
-            headers,
-            body,
-        }
-        .encode())
+        let req = WireRequest::decode(&payload).map_err(handler_error)?;
+        let http_req = http_request(req, Full::new)?;
+        wire_response(self.node.s3.handle(http_req).await).await
     }
 }

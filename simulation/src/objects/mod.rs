@@ -40,8 +40,10 @@ pub struct ObjectsConfig {
     pub seed: u64,
     /// Concurrent clients.
     pub clients: u64,
-    /// Object keys the clients share.
+    /// Object keys the clients share (`k*`).
     pub keys: usize,
+    /// SSE-C object keys the clients share (`s*`).
+    pub ssec_keys: usize,
     /// Operations per client.
     pub ops: usize,
     /// How long the nemesis acts, from the first client operation.
@@ -57,6 +59,7 @@ impl ObjectsConfig {
             seed,
             clients: 3,
             keys: 4,
+            ssec_keys: 2,
             ops: 24,
             fault_window: Duration::from_secs(8),
             keep_trace: false,
@@ -115,7 +118,13 @@ pub(super) struct Shared {
     pub(super) histories: BTreeMap<String, Vec<Event>>,
     /// Every value ever sent per key (id, length): what a ranged read may show.
     pub(super) sent: BTreeMap<String, Vec<(String, usize)>>,
+    /// Every ETag seen, bare, and the value (id, length) it names.
+    pub(super) etags: BTreeMap<String, (String, usize)>,
+    /// The last ETag seen per key.
+    pub(super) key_etags: BTreeMap<String, String>,
     pub(super) creds: Option<(String, String)>,
+    /// The admin token the node showed on its first start.
+    pub(super) admin_token: Option<String>,
     pub(super) bucket_ready: bool,
     /// Sim µs of the first workload operation (the nemesis starts then).
     pub(super) started_at: Option<u64>,
@@ -204,10 +213,16 @@ fn run_inner(cfg: &ObjectsConfig) -> Report {
                 let node =
                     s3node::start(NODE, &net, &disks, sub_seed(seed, STREAM_ENTROPY + start))
                         .await?;
-                shared.lock().creds = Some((
-                    node.credentials.access_key.clone(),
-                    node.credentials.secret.as_str().to_owned(),
-                ));
+                {
+                    let mut s = shared.lock();
+                    s.creds = Some((
+                        node.credentials.access_key.clone(),
+                        node.credentials.secret.as_str().to_owned(),
+                    ));
+                    if let Some(token) = &node.new_admin_token {
+                        s.admin_token = Some(token.to_string());
+                    }
+                }
                 shared.record("n1", &format!("node up (start {start})"));
                 std::future::pending::<()>().await;
                 Ok(())

@@ -1,5 +1,6 @@
-//! The whole-node scenario's nemesis: power loss and restart, flaky drives, bit flips, clock
-//! jumps — drawn before the run from its own stream, only on two drives per seed.
+//! The whole-node scenario's nemesis: power loss and restart, flaky drives, bit flips, a full
+//! drive, a drive swapped for a blank one, clock jumps — drawn before the run from its own
+//! stream; drive faults only on two drives per seed (the parity covers them).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,6 +22,10 @@ pub(super) enum Fault {
     FlakyDrive(usize),
     /// One bit of one stored file on one of those drives.
     BitFlip(usize),
+    /// The drive fills up: writes past a little more than it holds now fail with ENOSPC.
+    FullDrive(usize),
+    /// The drive is swapped for a blank one (every shard on it gone).
+    LoseDrive(usize),
     /// The node's clock jumps by this many seconds.
     ClockJump(i64),
     /// Drives whole again, clock back, node up: the quiet period begins.
@@ -39,10 +44,12 @@ pub(super) fn schedule(
     let mut plan = Vec::new();
     let mut t = start + Duration::from_millis(rng.gen_range(100..800));
     while t < start + window {
-        let fault = match rng.gen_range(0..10) {
+        let fault = match rng.gen_range(0..12) {
             0..=2 => Fault::Crash,
             3..=4 => Fault::FlakyDrive(bad[rng.gen_range(0..2)]),
             5..=7 => Fault::BitFlip(bad[rng.gen_range(0..2)]),
+            8 => Fault::FullDrive(bad[rng.gen_range(0..2)]),
+            9 => Fault::LoseDrive(bad[rng.gen_range(0..2)]),
             _ => Fault::ClockJump(rng.gen_range(-600..600)),
         };
         plan.push((t, fault));
@@ -109,6 +116,20 @@ pub(super) fn apply(
             Some((path, bit)) => format!("drive {d}: flip bit {bit} of {}", path.display()),
             None => format!("drive {d}: nothing to flip"),
         },
+        Fault::FullDrive(d) => {
+            let drive = &disks.fs.drives[d];
+            let room = rng.gen_range(0..3u64 << 20);
+            let capacity = drive.used() + room;
+            drive.set_faults(DiskFaults {
+                capacity,
+                ..DiskFaults::default()
+            });
+            format!("drive {d}: full after {room} more bytes")
+        }
+        Fault::LoseDrive(d) => {
+            let lost = disks.fs.drives[d].wipe();
+            format!("drive {d}: swapped for a blank one ({lost} files gone)")
+        }
         Fault::ClockJump(secs) => {
             disks
                 .clock
