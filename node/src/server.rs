@@ -181,6 +181,11 @@ pub struct NodeSeams {
     pub clock: Arc<dyn Clock>,
     /// A single node's metadata store, already open; `None`: sled under `<data>/meta`.
     pub meta: Option<MetaStore>,
+    /// A cluster member's link to its peers; `None`: QUIC from the cluster settings.
+    pub cluster_link: Option<crate::cluster::ClusterLink>,
+    /// The built-in KMS root key (base64), as `COFFER_KMS_LOCAL_KEY` gives it; `None`: that
+    /// variable. Lets one process run several members that share a root, as a cluster must.
+    pub kms_local_key: Option<zeroize::Zeroizing<String>>,
 }
 
 impl NodeSeams {
@@ -191,6 +196,8 @@ impl NodeSeams {
             entropy: Arc::new(OsEntropy),
             clock: Arc::new(SystemClock),
             meta: None,
+            cluster_link: None,
+            kms_local_key: None,
         }
     }
 }
@@ -249,6 +256,8 @@ pub async fn assemble(
         entropy,
         clock,
         meta: given_meta,
+        cluster_link,
+        kms_local_key,
     } = seams;
     fs.create_dir_all(&cfg.data)
         .map_err(io(format!("create {}", cfg.data.display())))?;
@@ -257,7 +266,10 @@ pub async fn assemble(
     // The KMS is checked before anything is opened or sealed: a wrong address, token or key
     // stops start-up here with a message that names the provider and the cause.
     let local_root = || {
-        let kms_env = secret_var("COFFER_KMS_LOCAL_KEY")?;
+        let kms_env = match &kms_local_key {
+            Some(k) => Some(k.clone()),
+            None => secret_var("COFFER_KMS_LOCAL_KEY")?,
+        };
         secrets::kms_root_key(
             kms_env.as_deref().map(String::as_str),
             &cfg.data,
@@ -293,7 +305,7 @@ pub async fn assemble(
         (None, Some(meta)) => (meta, None),
         (None, None) => (MetaStore::open(&meta_dir, 1).await?, None),
         (Some(settings), _) => {
-            let (node, meta) = crate::cluster::start(settings, &meta_dir).await?;
+            let (node, meta) = crate::cluster::start(settings, &meta_dir, cluster_link).await?;
             (meta, Some(Arc::new(node)))
         }
     };
@@ -364,7 +376,7 @@ pub async fn assemble(
                 drives.clone(),
                 Box::new(move |id| members.status().members.iter().any(|m| m.id == id)),
             ));
-            node.quic.register(crate::shards::wire::CHANNEL, server);
+            node.handlers.register(crate::shards::wire::CHANNEL, server);
             tokio::spawn(crate::cluster::run_layout(
                 (*meta).clone(),
                 cs.clone(),

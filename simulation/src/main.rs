@@ -5,9 +5,11 @@
 //! cargo run -p coffer-simulation --release -- --seed 17 --trace    # one seed's event trace
 //! SIM_SEED=17 cargo run -p coffer-simulation --release             # the same seed
 //! cargo run -p coffer-simulation --release -- --objects --seeds 1..50  # whole-node scenario
+//! cargo run -p coffer-simulation --release -- --objects --nodes 3 --seeds 1..20  # a cluster
 //! ```
-//! Two scenarios: the metadata cluster (default) and, with `--objects`, one whole node behind
-//! its real S3 router on simulated drives (`objects/`).
+//! Two scenarios: the metadata cluster (default) and, with `--objects`, whole nodes behind
+//! their real S3 routers on simulated drives (`objects/`): one, or with `--nodes N` a cluster
+//! whose shards travel over the simulated network.
 //! Every seed runs twice and the two trace hashes must match (`--once` skips the second run).
 //! `--expect-failure` inverts the exit status: the planted-bug build must fail some seed.
 
@@ -26,8 +28,11 @@ use coffer_simulation::objects::{self, ObjectsConfig};
 enum Scenario {
     /// The metadata cluster (`cluster.rs`).
     Metadata,
-    /// One whole node over its S3 router (`objects/`).
-    Objects,
+    /// Whole nodes over their S3 routers (`objects/`): one, or a cluster of this many.
+    Objects {
+        /// Nodes.
+        nodes: usize,
+    },
 }
 
 struct Args {
@@ -42,7 +47,7 @@ struct Args {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: coffer-simulation [--objects] [--seeds A..B | --seed N] [--trace] [--once] \
+        "usage: coffer-simulation [--objects [--nodes N]] [--seeds A..B | --seed N] [--trace] [--once] \
          [--jobs N] [--expect-failure] [--quiet]\n       SIM_SEED=N coffer-simulation"
     );
     ExitCode::from(2)
@@ -90,7 +95,15 @@ fn parse() -> Result<Args, String> {
                 args.jobs = v.parse().map_err(|_| format!("--jobs {v}"))?;
                 args.jobs = args.jobs.max(1);
             }
-            "--objects" => args.scenario = Scenario::Objects,
+            "--objects" => args.scenario = Scenario::Objects { nodes: 1 },
+            "--nodes" => {
+                let v = value()?;
+                let nodes: usize = v.parse().map_err(|_| format!("--nodes {v}"))?;
+                if !(1..=5).contains(&nodes) {
+                    return Err(format!("--nodes {v}: 1 to 5"));
+                }
+                args.scenario = Scenario::Objects { nodes };
+            }
             "--trace" => args.trace = true,
             "--once" => args.once = true,
             "--expect-failure" => args.expect_failure = true,
@@ -111,13 +124,16 @@ fn guarded(scenario: Scenario, seed: u64, trace: bool) -> Report {
             cluster::run(&cfg)
         }
         #[cfg(feature = "node-seams")]
-        Scenario::Objects => {
+        Scenario::Objects { nodes } => {
             let mut cfg = ObjectsConfig::new(seed);
             cfg.keep_trace = trace;
+            cfg.nodes = nodes;
             objects::run(&cfg)
         }
         #[cfg(not(feature = "node-seams"))]
-        Scenario::Objects => panic!("--objects needs the node-seams feature (on by default)"),
+        Scenario::Objects { .. } => {
+            panic!("--objects needs the node-seams feature (on by default)")
+        }
     })
     .join();
     match run {
@@ -237,8 +253,9 @@ fn main() -> ExitCode {
                 "  replay: SIM_SEED={} cargo run -p coffer-simulation --release -- --trace{}",
                 report.seed,
                 match args.scenario {
-                    Scenario::Metadata => "",
-                    Scenario::Objects => " --objects",
+                    Scenario::Metadata => String::new(),
+                    Scenario::Objects { nodes: 1 } => " --objects".to_owned(),
+                    Scenario::Objects { nodes } => format!(" --objects --nodes {nodes}"),
                 }
             );
         }

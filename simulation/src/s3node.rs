@@ -17,11 +17,14 @@ use coffer_cluster::{HandlerError, Handlers, NodeId, RpcHandler};
 use coffer_crypto::SeededEntropy;
 use coffer_metadata::kv::{Db, MemDb};
 use coffer_metadata::{MetaOptions, MetaStore};
+use coffer_node::cluster::ClusterLink;
+use coffer_node::cluster_config::{ClusterSettings, Peer};
 use coffer_node::config::{Config, LogFormat};
 use coffer_node::seams::{Clock, DriveIo, ShardSink, ShardSource};
 use coffer_node::server::{assemble, AssembledNode, NodeSeams, RunOptions};
 use http_body_util::{BodyExt as _, Full};
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
 use crate::disk::SimDisk;
 use crate::net::SimNet;
@@ -150,44 +153,101 @@ fn config(drives: usize) -> Config {
     }
 }
 
-/// Starts node `id` on the current host over `disks`; `incarnation` counts its starts (each
-/// start draws fresh randomness, as a rebooted machine would). Serves S3 on [`S3_CHANNEL`]
-/// until the host crashes.
+/// What a member of a simulated cluster starts with: node 1 bootstraps, the others join
+/// through it; every member shares the built-in KMS root, as a real cluster's members do.
+#[derive(Clone)]
+pub struct SimCluster {
+    /// The built-in KMS root key (base64 of 32 bytes), a function of the seed.
+    pub kms_key: String,
+}
+
+/// Starts node `id` on the current host over `disks` — alone, or as a member of `cluster`
+/// over the simulated network; `entropy_seed` differs per start (each start draws fresh
+/// randomness, as a rebooted machine would). Serves S3 on [`S3_CHANNEL`] until the host
+/// crashes.
 pub async fn start(
     id: NodeId,
     net: &SimNet,
     disks: &NodeDisks,
     entropy_seed: u64,
+    cluster: Option<&SimCluster>,
 ) -> Result<Arc<AssembledNode>, Box<dyn std::error::Error>> {
     coffer_node::seams::stages::run_inline_on_this_thread(true);
-    let meta = MetaStore::open_on(
-        Db::mem(&disks.meta),
-        id,
-        MetaOptions {
-            ready_timeout: Duration::from_secs(30),
-            ..MetaOptions::default()
-        },
-    )
-    .await?;
+    let handlers = Handlers::default();
+    let mut config = config(disks.fs.drives.len());
+    let (meta, cluster_link, kms_local_key) = match cluster {
+        None => {
+            let meta = MetaStore::open_on(
+                Db::mem(&disks.meta),
+                id,
+                MetaOptions {
+                    ready_timeout: Duration::from_secs(30),
+                    ..MetaOptions::default()
+                },
+            )
+            .await?;
+            (Some(meta), None, None)
+        }
+        Some(c) => {
+            // Peers must reach a member while it joins: the inbox opens before start-up.
+            let transport = net.attach(id, handlers.clone());
+            config.cluster = Some(member_settings(id));
+            let link = ClusterLink {
+                node_id: id,
+                transport: Arc::new(transport),
+                handlers: handlers.clone(),
+                db: Db::mem(&disks.meta),
+                fresh: disks.meta.contents().is_empty(),
+            };
+            (None, Some(link), Some(Zeroizing::new(c.kms_key.clone())))
+        }
+    };
     let seams = NodeSeams {
         fs: Arc::new(disks.fs.clone()),
         entropy: Arc::new(SeededEntropy::new(entropy_seed)),
         clock: Arc::new(disks.clock.clone()),
-        meta: Some(meta),
+        meta,
+        cluster_link,
+        kms_local_key,
     };
     let node = assemble(
-        &config(disks.fs.drives.len()),
+        &config,
         seams,
         RunOptions::default(),
         &CancellationToken::new(),
     )
     .await?;
     let node = Arc::new(node);
-    let handlers = Handlers::default();
     handlers.register(S3_CHANNEL, Arc::new(S3Handler { node: node.clone() }));
     handlers.register(ADMIN_CHANNEL, Arc::new(AdminHandler { node: node.clone() }));
-    net.attach(id, handlers);
+    if cluster.is_none() {
+        net.attach(id, handlers);
+    }
     Ok(node)
+}
+
+/// The cluster settings of member `id`: addresses are node names (the simulated network
+/// routes by id), no certificate files (the link stands in for QUIC and its TLS).
+fn member_settings(id: NodeId) -> ClusterSettings {
+    ClusterSettings {
+        node_id: Some(id),
+        listen: "127.0.0.1:9100".parse().expect("address"),
+        advertise: format!("n{id}"),
+        peers: if id == 1 {
+            Vec::new()
+        } else {
+            vec![Peer {
+                id: 1,
+                addr: "n1".into(),
+            }]
+        },
+        bootstrap: id == 1,
+        cert: PathBuf::new(),
+        key: PathBuf::new(),
+        ca: PathBuf::new(),
+        parity: None,
+        s3_advertise: None,
+    }
 }
 
 /// Hands a [`WireRequest`] to the node's real S3 service.

@@ -12,7 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_cluster::{NodeTls, QuicConfig, QuicNode, Transport};
+use coffer_cluster::{Handlers, NodeTls, QuicConfig, QuicNode, Transport};
+use coffer_metadata::kv::Db;
 use coffer_metadata::{MetaOptions, MetaStore, RecordExpect};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -50,11 +51,29 @@ pub enum ClusterStartError {
     Join(#[from] membership::MembershipError),
 }
 
+/// A link to the peers that someone else made, in place of the QUIC endpoint: the
+/// simulation's message bus (house plan §5). TLS is then the link's business, so the node's
+/// certificate files are not read and `node_id` is taken as given.
+pub struct ClusterLink {
+    /// This node's id.
+    pub node_id: u64,
+    /// Calls to peers.
+    pub transport: Arc<dyn Transport>,
+    /// Where calls from peers are dispatched.
+    pub handlers: Handlers,
+    /// The metadata database to open the store on.
+    pub db: Db,
+    /// Whether that database holds no cluster state yet.
+    pub fresh: bool,
+}
+
 /// A running cluster member's shared parts.
 pub struct ClusterNode {
-    /// The QUIC endpoint (listener and transport).
-    pub quic: QuicNode,
-    /// Its transport.
+    /// The QUIC endpoint (listener and transport); `None` over a [`ClusterLink`].
+    pub quic: Option<QuicNode>,
+    /// The handler table calls from peers are dispatched by.
+    pub handlers: Handlers,
+    /// Calls to peers.
     pub transport: Arc<dyn Transport>,
     /// This node's id (from its certificate).
     pub node_id: u64,
@@ -64,29 +83,54 @@ pub struct ClusterNode {
     pub settings: ClusterSettings,
 }
 
-/// Binds the endpoint, opens the metadata store over it and joins the group if needed.
+/// Binds the endpoint (or takes `link`), opens the metadata store over it and joins the group
+/// if needed.
 pub async fn start(
     settings: &ClusterSettings,
     meta_dir: &Path,
+    link: Option<ClusterLink>,
 ) -> Result<(ClusterNode, MetaStore), ClusterStartError> {
-    let tls = NodeTls::from_files(&settings.cert, &settings.key, &settings.ca)?;
-    let node_id = tls.node_id();
-    if let Some(configured) = settings.node_id.filter(|c| *c != node_id) {
-        return Err(ClusterStartError::IdMismatch {
-            configured,
-            cert: node_id,
-        });
-    }
-    let fresh = !meta_dir.exists();
+    let (node_id, fresh, quic, handlers, transport, db) = match link {
+        Some(l) => (
+            l.node_id,
+            l.fresh,
+            None,
+            l.handlers,
+            l.transport,
+            Some(l.db),
+        ),
+        None => {
+            let tls = NodeTls::from_files(&settings.cert, &settings.key, &settings.ca)?;
+            let node_id = tls.node_id();
+            if let Some(configured) = settings.node_id.filter(|c| *c != node_id) {
+                return Err(ClusterStartError::IdMismatch {
+                    configured,
+                    cert: node_id,
+                });
+            }
+            let fresh = !meta_dir.exists();
+            if fresh && !settings.bootstrap && settings.peers.is_empty() {
+                return Err(ClusterStartError::NothingToJoin);
+            }
+            let quic = QuicNode::bind(QuicConfig::new(settings.listen, tls))?;
+            let qt = quic.transport();
+            let handlers = quic.handlers().clone();
+            (
+                node_id,
+                fresh,
+                Some(quic),
+                handlers,
+                Arc::new(qt) as Arc<dyn Transport>,
+                None,
+            )
+        }
+    };
     if fresh && !settings.bootstrap && settings.peers.is_empty() {
         return Err(ClusterStartError::NothingToJoin);
     }
-    let quic = QuicNode::bind(QuicConfig::new(settings.listen, tls))?;
-    let qt = quic.transport();
     for p in &settings.peers {
-        qt.set_peer(p.id, p.addr.clone());
+        transport.learn_peer(p.id, &p.addr);
     }
-    let transport: Arc<dyn Transport> = Arc::new(qt);
     let options = MetaOptions {
         advertise_addr: settings.advertise.clone(),
         // Only a fresh store bootstraps: a restarted first node is a member like the others.
@@ -95,16 +139,23 @@ pub async fn start(
         forward_timeout: Duration::from_secs(5),
         ..MetaOptions::over(Arc::clone(&transport))
     };
-    let meta = MetaStore::open_with(meta_dir, node_id, options).await?;
-    meta.register_handlers(quic.handlers());
+    let meta = match db {
+        Some(db) => MetaStore::open_on(db, node_id, options).await?,
+        None => MetaStore::open_with(meta_dir, node_id, options).await?,
+    };
+    meta.register_handlers(&handlers);
     let membership = Arc::new(Membership::new(meta.clone(), Arc::clone(&transport)));
-    quic.register(
+    handlers.register(
         membership::CHANNEL,
         Arc::new(MemberHandler(Arc::clone(&membership))),
     );
-    tracing::info!(node_id, listen = %quic.local_addr(), fresh, "cluster endpoint up");
+    match &quic {
+        Some(q) => tracing::info!(node_id, listen = %q.local_addr(), fresh, "cluster endpoint up"),
+        None => tracing::info!(node_id, fresh, "cluster link up"),
+    }
     let node = ClusterNode {
         quic,
+        handlers,
         transport,
         node_id,
         membership,
@@ -160,7 +211,9 @@ impl ClusterNode {
 
     /// Stops serving peers.
     pub async fn shutdown(&self) {
-        self.quic.shutdown().await;
+        if let Some(q) = &self.quic {
+            q.shutdown().await;
+        }
     }
 }
 

@@ -187,11 +187,10 @@ impl Healer {
             Err(_) => return false,
         };
         let data_id = seg.data_id.clone();
-        let outcome =
-            tokio::task::spawn_blocking(move || rebuild::check_and_heal(&seg, &stores, deep)).await;
+        let outcome = rebuild::check_and_heal(&seg, &stores, deep).await;
         self.metrics.record_heal("segments_checked", 1);
         match outcome {
-            Ok(Ok(h)) => {
+            Ok(h) => {
                 if !h.healed.is_empty() {
                     tracing::info!(%data_id, healed = ?h.healed, "rebuilt shards");
                     self.metrics
@@ -200,13 +199,12 @@ impl Healer {
                 }
                 h.is_whole()
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::warn!(%data_id, error = %e, "cannot heal segment");
                 self.metrics.record_heal("heal_failures", 1);
                 self.update(|s| s.heal_failures += 1);
                 false
             }
-            Err(_) => false,
         }
     }
 }

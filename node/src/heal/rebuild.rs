@@ -2,7 +2,8 @@
 //! and a missing or corrupt shard is recomputed by the erasure code from any k good ones, block
 //! by block, with fresh CRCs, and written back where the manifest says it lives.
 //!
-//! Runs on the blocking pool (remote stores block on their RPCs there).
+//! The shard I/O is async (local drives run it as stages, peers answer RPCs); the erasure
+//! arithmetic runs on the calling task, a block (≤ 1 MiB) at a time, like the GET path's.
 
 use std::io;
 use std::sync::Arc;
@@ -11,8 +12,7 @@ use coffer_erasure::{Codec, ErasureConfig, ShardHeader};
 
 use crate::drive::DataId;
 use crate::manifest::Segment;
-use crate::seams::ShardSource;
-use crate::shards::ShardStore;
+use crate::shards::{ShardReader, ShardStore};
 
 /// What a check of one segment found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ fn cfg_of(seg: &Segment) -> ErasureConfig {
 
 /// Checks every shard of `seg` (`deep`: every block's CRC too) and rebuilds the bad ones from
 /// the good ones when at least k are good.
-pub fn check_and_heal(
+pub async fn check_and_heal(
     seg: &Segment,
     stores: &[Arc<dyn ShardStore>],
     deep: bool,
@@ -57,10 +57,17 @@ pub fn check_and_heal(
     let file_len = coffer_erasure::shard_file_len(&cfg, seg.sealed_len);
     let blocks = cfg.block_count(seg.sealed_len);
     let mut health = SegmentHealth::default();
-    let mut sources: Vec<Option<Box<dyn ShardSource>>> = Vec::with_capacity(width);
-    for (shard, store) in stores.iter().enumerate() {
-        match store.open_shard(id, shard) {
-            Ok(src) if src.len().ok() == Some(file_len) => sources.push(Some(src)),
+    let mut sources: Vec<Option<Arc<dyn ShardReader>>> = Vec::with_capacity(width);
+    let opened = futures::future::join_all(
+        stores
+            .iter()
+            .enumerate()
+            .map(|(s, st)| st.open_shard(id, s)),
+    )
+    .await;
+    for (shard, opened) in opened.into_iter().enumerate() {
+        match opened {
+            Ok(src) if src.len() == file_len => sources.push(Some(src)),
             Ok(_) => {
                 health.bad.push(shard);
                 sources.push(None);
@@ -80,8 +87,16 @@ pub fn check_and_heal(
             let Some(s) = src.as_ref() else {
                 continue;
             };
-            let intact =
-                (0..blocks).all(|b| read_block(s.as_ref(), &cfg, seg.sealed_len, b).is_ok());
+            let mut intact = true;
+            for b in 0..blocks {
+                if read_block(s.as_ref(), &cfg, seg.sealed_len, b)
+                    .await
+                    .is_err()
+                {
+                    intact = false;
+                    break;
+                }
+            }
             if !intact {
                 health.bad.push(shard);
                 *src = None;
@@ -112,7 +127,9 @@ pub fn check_and_heal(
             &sources,
             &good[..cfg.data],
             &health.bad,
-        ) {
+        )
+        .await
+        {
             Ok(healed) => {
                 health.healed = healed;
                 return Ok(health);
@@ -136,13 +153,13 @@ enum Rebuild {
 /// Rewrites shards `bad` from the good shards `from`; a target that cannot be written is
 /// skipped (left for a later pass), the others are healed.
 #[allow(clippy::too_many_arguments)]
-fn rebuild(
+async fn rebuild(
     seg: &Segment,
     id: DataId,
     cfg: &ErasureConfig,
     codec: &Codec,
     stores: &[Arc<dyn ShardStore>],
-    sources: &[Option<Box<dyn ShardSource>>],
+    sources: &[Option<Arc<dyn ShardReader>>],
     from: &[usize],
     bad: &[usize],
 ) -> Result<Vec<usize>, Rebuild> {
@@ -150,10 +167,13 @@ fn rebuild(
     let blocks = cfg.block_count(seg.sealed_len);
     let mut sinks = Vec::with_capacity(bad.len());
     for &shard in bad {
-        let opened = stores[shard].create(id, shard).and_then(|mut sink| {
-            sink.write_all(&[0u8; coffer_erasure::HEADER_LEN])?;
-            Ok(sink)
-        });
+        let opened = match stores[shard].create(id, shard).await {
+            Ok(mut sink) => sink
+                .append(vec![0u8; coffer_erasure::HEADER_LEN])
+                .await
+                .map(|()| sink),
+            Err(e) => Err(e),
+        };
         match opened {
             Ok(sink) => sinks.push((shard, sink)),
             Err(e) => tracing::debug!(shard, error = %e, "cannot write a rebuilt shard now"),
@@ -166,11 +186,14 @@ fn rebuild(
         let block_len =
             (seg.sealed_len - b * cfg.block_size as u64).min(cfg.block_size as u64) as usize;
         let mut slots: Vec<Option<Vec<u8>>> = vec![None; width];
+        let mut reads = Vec::with_capacity(from.len());
         for &s in from {
-            let src = sources[s].as_ref().ok_or(Rebuild::SourceFailed(s))?;
-            let data = read_block(src.as_ref(), cfg, seg.sealed_len, b)
-                .map_err(|_| Rebuild::SourceFailed(s))?;
-            slots[s] = Some(data);
+            let src = sources[s].clone().ok_or(Rebuild::SourceFailed(s))?;
+            let sealed_len = seg.sealed_len;
+            reads.push(async move { read_block(src.as_ref(), cfg, sealed_len, b).await });
+        }
+        for (&s, data) in from.iter().zip(futures::future::join_all(reads).await) {
+            slots[s] = Some(data.map_err(|_| Rebuild::SourceFailed(s))?);
         }
         codec
             .reconstruct(&mut slots, block_len)
@@ -182,7 +205,7 @@ fn rebuild(
             };
             let mut framed = Vec::with_capacity(data.len() + coffer_erasure::CHECKSUM_LEN);
             coffer_erasure::frame_block(data, &mut framed);
-            if sink.write_all(&framed).is_err() {
+            if sink.append(framed).await.is_err() {
                 failed.push(i);
             }
         }
@@ -195,7 +218,7 @@ fn rebuild(
     for (shard, mut sink) in sinks {
         let header = ShardHeader::new(*cfg, shard as u8, seg.sealed_len, id.0)
             .map_err(|e| Rebuild::Other(e.to_string()))?;
-        if sink.write_at(0, &header.encode()).is_ok() && sink.commit().is_ok() {
+        if sink.write_at(0, header.encode().to_vec()).await.is_ok() && sink.commit().await.is_ok() {
             healed.push(shard);
         }
     }
@@ -203,16 +226,15 @@ fn rebuild(
 }
 
 /// Block `b` of a shard file, CRC checked.
-fn read_block(
-    src: &dyn ShardSource,
+async fn read_block(
+    src: &dyn ShardReader,
     cfg: &ErasureConfig,
     sealed_len: u64,
     b: u64,
 ) -> io::Result<Vec<u8>> {
     let offset = coffer_erasure::block_offset_in_file(cfg, sealed_len, b);
     let framed_len = coffer_erasure::framed_block_len(cfg, sealed_len, b);
-    let mut buf = vec![0u8; framed_len];
-    src.read_exact_at(&mut buf, offset)?;
+    let buf = src.read_at(offset, framed_len).await?;
     coffer_erasure::unframe_block_vec(buf)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
@@ -265,7 +287,7 @@ mod tests {
             .collect();
 
         // Whole: nothing to do.
-        let h = check_and_heal(&seg, &stores, true).unwrap();
+        let h = check_and_heal(&seg, &stores, true).await.unwrap();
         assert!(h.bad.is_empty() && h.is_whole(), "{h:?}");
 
         // One shard gone, one with a flipped bit deep inside a block.
@@ -276,21 +298,13 @@ mod tests {
         std::fs::write(drives[3].shard_path(id, 3), &bytes).unwrap();
 
         // A shallow pass sees the missing file only; a deep pass also the corrupt block.
-        let (seg2, stores2) = (seg.clone(), stores.clone());
-        let h = tokio::task::spawn_blocking(move || check_and_heal(&seg2, &stores2, false))
-            .await
-            .unwrap()
-            .unwrap();
+        let h = check_and_heal(&seg, &stores, false).await.unwrap();
         assert_eq!(
             (h.bad.clone(), h.healed.clone()),
             (vec![1], vec![1]),
             "{h:?}"
         );
-        let (seg2, stores2) = (seg.clone(), stores.clone());
-        let h = tokio::task::spawn_blocking(move || check_and_heal(&seg2, &stores2, true))
-            .await
-            .unwrap()
-            .unwrap();
+        let h = check_and_heal(&seg, &stores, true).await.unwrap();
         assert_eq!(
             (h.bad.clone(), h.healed.clone()),
             (vec![3], vec![3]),
@@ -311,10 +325,7 @@ mod tests {
         for s in [0, 1, 2] {
             std::fs::remove_file(drives[s].shard_path(id, s)).unwrap();
         }
-        let err = tokio::task::spawn_blocking(move || check_and_heal(&seg, &stores, false))
-            .await
-            .unwrap()
-            .unwrap_err();
+        let err = check_and_heal(&seg, &stores, false).await.unwrap_err();
         assert!(err.contains("needed to rebuild"), "{err}");
         for s in [0, 1, 2] {
             assert!(!drives[s].shard_path(id, s).exists());

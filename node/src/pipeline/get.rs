@@ -23,8 +23,8 @@ use coffer_s3api::backend::StoreError;
 use crate::drive::DataId;
 use crate::manifest::Segment;
 use crate::pipeline::cipher::PackageOpener;
-use crate::seams::{stages, ShardSource};
-use crate::shards::ShardStore;
+use crate::seams::stages;
+use crate::shards::{ShardReader, ShardStore};
 
 /// Sealed packages read ahead of the opening thread (16 × 64 KiB = 1 MiB per stream).
 pub const READ_AHEAD: usize = 16;
@@ -37,7 +37,7 @@ const SEALED_PACKAGE: u64 = (PACKAGE_SIZE + TAG_LEN) as u64;
 
 enum SourceState {
     Unopened,
-    Open(Arc<dyn ShardSource>),
+    Open(Arc<dyn ShardReader>),
     Missing,
 }
 
@@ -251,23 +251,20 @@ impl<O: PackageOpener> SegmentReader<O> {
             let Some(src) = self.source(shard).await else {
                 return Ok(false);
             };
-            reads.push(stages::spawn_blocking(move || {
-                let mut buf = vec![0u8; framed_len];
-                src.read_exact_at(&mut buf, offset)?;
-                Ok::<_, std::io::Error>(buf)
-            }));
+            reads.push(async move { src.read_at(offset, framed_len).await });
         }
+        // All k reads are in flight at once (each a stage of its own, or an RPC).
+        let reads = futures::future::join_all(reads).await;
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; self.cfg.data + self.cfg.parity];
         for (&shard, read) in combo.iter().zip(reads) {
-            let framed = match read.await {
-                Ok(Ok(f)) => f,
-                Ok(Err(e)) => {
+            let framed = match read {
+                Ok(f) => f,
+                Err(e) => {
                     tracing::warn!(data_id = %self.seg.data_id, shard, error = %e, "shard read failed");
                     self.sources[shard] = SourceState::Missing;
                     self.degraded();
                     return Ok(false);
                 }
-                Err(_) => return Err(StoreError::Internal("shard read task failed".into())),
             };
             match coffer_erasure::unframe_block(&framed) {
                 Ok(data) => shards[shard] = Some(data.to_vec()),
@@ -287,7 +284,7 @@ impl<O: PackageOpener> SegmentReader<O> {
         Ok(true)
     }
 
-    async fn source(&mut self, shard: usize) -> Option<Arc<dyn ShardSource>> {
+    async fn source(&mut self, shard: usize) -> Option<Arc<dyn ShardReader>> {
         match &self.sources[shard] {
             SourceState::Open(s) => return Some(s.clone()),
             SourceState::Missing => return None,
@@ -295,10 +292,9 @@ impl<O: PackageOpener> SegmentReader<O> {
         }
         let drive = self.drives[shard].clone();
         let id = self.id;
-        let opened = stages::spawn_blocking(move || drive.open_shard(id, shard)).await;
+        let opened = drive.open_shard(id, shard).await;
         match opened {
-            Ok(Ok(src)) => {
-                let src: Arc<dyn ShardSource> = Arc::from(src);
+            Ok(src) => {
                 self.sources[shard] = SourceState::Open(src.clone());
                 Some(src)
             }
@@ -308,7 +304,7 @@ impl<O: PackageOpener> SegmentReader<O> {
                 // A shard on a node that is down is not lost: the healer's passes cover the
                 // node's return. One that is gone from a live drive is healed now.
                 let node_down =
-                    matches!(&other, Ok(Err(e)) if crate::shards::liveness::is_unreachable(e));
+                    matches!(&other, Err(e) if crate::shards::liveness::is_unreachable(e));
                 if !node_down {
                     self.degraded();
                 }

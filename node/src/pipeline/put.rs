@@ -16,7 +16,6 @@ use crate::manifest::Segment;
 use crate::pipeline::cipher::StreamSealer;
 use crate::pipeline::etag::Md5Worker;
 use crate::pipeline::seal::{SealStage, Sealing, ShardMsg};
-use crate::seams::stages;
 use crate::shards::{ShardStore, ShardTargets};
 
 /// Blocks in flight per shard writer: bounds memory to about this × block size × width.
@@ -180,7 +179,7 @@ impl<S: StreamSealer> SegmentWriter<S> {
             for shard in committed {
                 let drive = self.shard_drives[shard].clone();
                 let id = self.data_id;
-                let _ = stages::spawn_blocking(move || drive.remove(id, shard)).await;
+                let _ = drive.remove(id, shard).await;
             }
             return Err(StoreError::Unavailable);
         }
@@ -213,36 +212,29 @@ impl<S: StreamSealer> SegmentWriter<S> {
     }
 }
 
-/// The writer of one shard, a blocking stage: appends framed blocks, then writes the header
-/// and commits. Dropping the channel without `Finish` drops the sink, which removes the
-/// temporary file.
+/// The writer of one shard, a task: appends framed blocks, then writes the header and commits.
+/// Dropping the channel without `Finish` drops the writer, which discards the partial shard.
 fn write_shard(
     drive: Arc<dyn ShardStore>,
     id: DataId,
     shard: usize,
-    rx: mpsc::Receiver<ShardMsg>,
+    mut rx: mpsc::Receiver<ShardMsg>,
 ) -> JoinHandle<std::io::Result<()>> {
-    // The sink is an `Option` only so that `Finish` can hand it to `commit`, which consumes it.
-    stages::spawn_consumer(
-        rx,
-        move || {
-            let mut sink = drive.create(id, shard).map_err(Err)?;
-            sink.write_all(&[0u8; coffer_erasure::HEADER_LEN])
-                .map_err(Err)?;
-            Ok(Some(sink))
-        },
-        |sink, msg| match msg {
-            ShardMsg::Block(b) => sink.as_mut().and_then(|s| s.write_all(&b).err()).map(Err),
-            ShardMsg::Finish(header) => {
-                let mut s = sink.take()?;
-                Some(s.write_at(0, &header).and_then(|()| s.commit()))
+    tokio::spawn(async move {
+        let mut sink = drive.create(id, shard).await?;
+        sink.append(vec![0u8; coffer_erasure::HEADER_LEN]).await?;
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                ShardMsg::Block(b) => sink.append(b).await?,
+                ShardMsg::Finish(header) => {
+                    sink.write_at(0, header).await?;
+                    return sink.commit().await;
+                }
             }
-        },
-        |_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::Interrupted,
-                "shard write abandoned",
-            ))
-        },
-    )
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "shard write abandoned",
+        ))
+    })
 }

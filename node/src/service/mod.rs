@@ -51,6 +51,12 @@ pub struct NodeService {
 }
 
 impl NodeService {
+    /// The erasure layout new objects get now (in a cluster: over the drives of the layout
+    /// this node has read from Raft so far).
+    pub fn shard_layout(&self) -> coffer_erasure::ErasureConfig {
+        self.shards.erasure()
+    }
+
     /// Random bytes from the entropy seam.
     pub(crate) fn random<const N: usize>(&self) -> [u8; N] {
         let mut b = [0u8; N];

@@ -171,8 +171,8 @@ impl NodeService {
                 if Some(node) == me {
                     self.drive_actors.delete(drive, id, shard);
                 } else {
-                    tokio::task::spawn_blocking(move || {
-                        if let Err(e) = store.remove(id, shard) {
+                    tokio::spawn(async move {
+                        if let Err(e) = store.remove(id, shard).await {
                             tracing::debug!(node, shard, error = %e, "remote shard delete failed");
                         }
                     });

@@ -1,12 +1,15 @@
 //! Where shards live: a drive of this node or a drive of a peer, behind one [`ShardStore`]
-//! interface, so the PUT and GET pipelines do not care which.
+//! interface, so the PUT and GET pipelines and the healer do not care which.
 //!
-//! Calls are blocking, like the drive seam they extend: the pipelines run them on the blocking
-//! pool. A peer's drive ([`remote::RemoteDrive`]) turns each call into RPCs over the cluster
-//! transport (see [`wire`] for the messages and `serve` for the receiving side).
+//! Calls are async. A local drive ([`local::LocalStore`]) runs its blocking file I/O as a
+//! data-path stage (the blocking pool, or inline in the simulation); a peer's drive
+//! ([`remote::RemoteDrive`]) turns each call into RPCs over the cluster transport (see [`wire`]
+//! for the messages and `serve` for the receiving side) and never holds a thread while it
+//! waits — which is what lets the simulation run several whole nodes on one thread.
 
 pub mod layout;
 pub mod liveness;
+pub mod local;
 pub mod remote;
 pub mod serve;
 pub mod wire;
@@ -14,38 +17,50 @@ pub mod wire;
 use std::io;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use coffer_erasure::ErasureConfig;
 use coffer_s3api::backend::StoreError;
 
 use crate::drive::{DataId, Drive};
 use crate::manifest::Segment;
-use crate::seams::{ShardSink, ShardSource};
+pub use local::LocalStore;
 
 /// A drive that holds shard files, on this node or another.
+#[async_trait]
 pub trait ShardStore: Send + Sync {
-    /// Starts writing shard `shard` of `id`; it appears only when the sink commits.
-    fn create(&self, id: DataId, shard: usize) -> io::Result<Box<dyn ShardSink>>;
+    /// Starts writing shard `shard` of `id`; it appears only when the writer commits.
+    async fn create(&self, id: DataId, shard: usize) -> io::Result<Box<dyn ShardWriter>>;
     /// Opens a shard for reading (`NotFound` when it is not there).
-    fn open_shard(&self, id: DataId, shard: usize) -> io::Result<Box<dyn ShardSource>>;
+    async fn open_shard(&self, id: DataId, shard: usize) -> io::Result<Arc<dyn ShardReader>>;
     /// Removes a shard if present.
-    fn remove(&self, id: DataId, shard: usize) -> io::Result<()>;
+    async fn remove(&self, id: DataId, shard: usize) -> io::Result<()>;
     /// The node holding the drive (`None`: this one).
     fn node(&self) -> Option<u64> {
         None
     }
 }
 
-impl ShardStore for Drive {
-    fn create(&self, id: DataId, shard: usize) -> io::Result<Box<dyn ShardSink>> {
-        Drive::create(self, id, shard)
-    }
+/// A shard being written. Dropping it without `commit` discards what was written.
+#[async_trait]
+pub trait ShardWriter: Send {
+    /// Appends bytes.
+    async fn append(&mut self, data: Vec<u8>) -> io::Result<()>;
+    /// Overwrites bytes at `offset`, already appended (the header, once the length is known).
+    async fn write_at(&mut self, offset: u64, data: Vec<u8>) -> io::Result<()>;
+    /// Makes the shard durable and visible under its name.
+    async fn commit(self: Box<Self>) -> io::Result<()>;
+}
 
-    fn open_shard(&self, id: DataId, shard: usize) -> io::Result<Box<dyn ShardSource>> {
-        Drive::open_shard(self, id, shard)
-    }
-
-    fn remove(&self, id: DataId, shard: usize) -> io::Result<()> {
-        Drive::remove(self, id, shard)
+/// A shard open for reading.
+#[async_trait]
+pub trait ShardReader: Send + Sync {
+    /// Exactly `len` bytes at `offset`.
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+    /// Length of the shard file in bytes.
+    fn len(&self) -> u64;
+    /// True when the shard file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -65,7 +80,7 @@ impl ShardTargets {
     pub fn local(placement: Vec<usize>, drives: &[Arc<Drive>]) -> Self {
         let stores = placement
             .iter()
-            .map(|&d| drives[d].clone() as Arc<dyn ShardStore>)
+            .map(|&d| LocalStore::shared(&drives[d]))
             .collect();
         Self {
             drives: placement,
@@ -83,12 +98,9 @@ pub fn local_stores(
     seg.drives
         .iter()
         .map(|&d| {
-            drives
-                .get(d)
-                .map(|x| x.clone() as Arc<dyn ShardStore>)
-                .ok_or_else(|| {
-                    StoreError::Internal("segment placement names unknown drives".into())
-                })
+            drives.get(d).map(LocalStore::shared).ok_or_else(|| {
+                StoreError::Internal("segment placement names unknown drives".into())
+            })
         })
         .collect()
 }

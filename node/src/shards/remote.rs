@@ -1,15 +1,15 @@
 //! Shards on peers: [`ClusterShards`] (the layout, peer liveness, placement across nodes) and
 //! [`RemoteDrive`], a peer's drive behind the [`ShardStore`] interface.
 //!
-//! The pipelines call stores from the blocking pool; a remote store runs its RPC there with
-//! `Handle::block_on`, which is allowed on blocking-pool threads. Every call has a deadline,
-//! and a peer that failed to answer is skipped at once until a heartbeat reaches it again.
+//! Every call is an async RPC with a deadline, and a peer that failed to answer is skipped at
+//! once until a heartbeat reaches it again.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use coffer_cluster::{Transport, TransportError};
 use coffer_erasure::ErasureConfig;
@@ -20,10 +20,9 @@ use tokio_util::sync::CancellationToken;
 use super::layout::NodeRecord;
 use super::liveness::Liveness;
 use super::wire::{self, Reply, Request, Status};
-use super::{ShardStore, ShardTargets};
+use super::{LocalStore, ShardReader, ShardStore, ShardTargets, ShardWriter};
 use crate::drive::{DataId, Drive};
 use crate::manifest::Segment;
-use crate::seams::{ShardSink, ShardSource};
 
 /// Deadline of one shard call (a block of at most a few MiB).
 const CALL_DEADLINE: Duration = Duration::from_secs(5);
@@ -186,7 +185,7 @@ impl ClusterShards {
         if node == self.inner.self_id {
             return local
                 .get(drive)
-                .map(|d| d.clone() as Arc<dyn ShardStore>)
+                .map(LocalStore::shared)
                 .ok_or_else(|| StoreError::Internal(format!("no local drive {drive}")));
         }
         Ok(Arc::new(RemoteDrive {
@@ -302,10 +301,14 @@ impl ClusterInner {
         }
     }
 
-    /// One shard call with the usual deadline, from a blocking-pool thread.
-    fn call_blocking(&self, node: u64, req: &Request, body: Bytes) -> io::Result<(Reply, Bytes)> {
-        self.rt
-            .block_on(self.call(node, req, body, CALL_DEADLINE, false))
+    /// One shard call with the usual deadline.
+    async fn shard_call(
+        &self,
+        node: u64,
+        req: &Request,
+        body: Bytes,
+    ) -> io::Result<(Reply, Bytes)> {
+        self.call(node, req, body, CALL_DEADLINE, false).await
     }
 }
 
@@ -316,8 +319,9 @@ pub struct RemoteDrive {
     inner: Arc<ClusterInner>,
 }
 
+#[async_trait]
 impl ShardStore for RemoteDrive {
-    fn create(&self, id: DataId, shard: usize) -> io::Result<Box<dyn ShardSink>> {
+    async fn create(&self, id: DataId, shard: usize) -> io::Result<Box<dyn ShardWriter>> {
         let session = self.inner.sessions.fetch_add(1, Ordering::Relaxed);
         let req = Request::Open {
             drive: self.drive,
@@ -325,27 +329,27 @@ impl ShardStore for RemoteDrive {
             shard,
             session,
         };
-        self.inner.call_blocking(self.node, &req, Bytes::new())?;
+        self.inner.shard_call(self.node, &req, Bytes::new()).await?;
         Ok(Box::new(RemoteSink {
             node: self.node,
             session,
             sent: 0,
             buf: Vec::with_capacity(APPEND_CHUNK + (64 << 10)),
-            last_call: std::time::Instant::now(),
+            last_call: tokio::time::Instant::now(),
             patch: None,
             done: false,
             inner: self.inner.clone(),
         }))
     }
 
-    fn open_shard(&self, id: DataId, shard: usize) -> io::Result<Box<dyn ShardSource>> {
+    async fn open_shard(&self, id: DataId, shard: usize) -> io::Result<Arc<dyn ShardReader>> {
         let req = Request::Stat {
             drive: self.drive,
             id: id.to_hex(),
             shard,
         };
-        let (reply, _) = self.inner.call_blocking(self.node, &req, Bytes::new())?;
-        Ok(Box::new(RemoteSource {
+        let (reply, _) = self.inner.shard_call(self.node, &req, Bytes::new()).await?;
+        Ok(Arc::new(RemoteSource {
             node: self.node,
             drive: self.drive,
             id,
@@ -355,14 +359,15 @@ impl ShardStore for RemoteDrive {
         }))
     }
 
-    fn remove(&self, id: DataId, shard: usize) -> io::Result<()> {
+    async fn remove(&self, id: DataId, shard: usize) -> io::Result<()> {
         let req = Request::Delete {
             drive: self.drive,
             id: id.to_hex(),
             shard,
         };
         self.inner
-            .call_blocking(self.node, &req, Bytes::new())
+            .shard_call(self.node, &req, Bytes::new())
+            .await
             .map(|_| ())
     }
 
@@ -378,7 +383,7 @@ struct RemoteSink {
     /// Bytes the peer has acknowledged.
     sent: u64,
     buf: Vec<u8>,
-    last_call: std::time::Instant,
+    last_call: tokio::time::Instant,
     /// Bytes to write at an offset already sent (the header), sent with the commit.
     patch: Option<(u64, Vec<u8>)>,
     done: bool,
@@ -386,7 +391,7 @@ struct RemoteSink {
 }
 
 impl RemoteSink {
-    fn flush(&mut self) -> io::Result<()> {
+    async fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -396,27 +401,32 @@ impl RemoteSink {
             session: self.session,
             offset: self.sent,
         };
-        self.inner.call_blocking(self.node, &req, body)?;
+        self.inner.shard_call(self.node, &req, body).await?;
         self.sent += len;
-        self.last_call = std::time::Instant::now();
+        self.last_call = tokio::time::Instant::now();
         Ok(())
     }
 }
 
-impl ShardSink for RemoteSink {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.buf.extend_from_slice(buf);
+#[async_trait]
+impl ShardWriter for RemoteSink {
+    async fn append(&mut self, data: Vec<u8>) -> io::Result<()> {
+        if self.buf.is_empty() && data.len() >= APPEND_CHUNK {
+            self.buf = data;
+        } else {
+            self.buf.extend_from_slice(&data);
+        }
         if self.buf.len() >= APPEND_CHUNK || self.last_call.elapsed() >= APPEND_EVERY {
-            self.flush()?;
+            self.flush().await?;
         }
         Ok(())
     }
 
-    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+    async fn write_at(&mut self, offset: u64, data: Vec<u8>) -> io::Result<()> {
         let end = offset + data.len() as u64;
         if offset >= self.sent && end <= self.sent + self.buf.len() as u64 {
             let at = (offset - self.sent) as usize;
-            self.buf[at..at + data.len()].copy_from_slice(data);
+            self.buf[at..at + data.len()].copy_from_slice(&data);
             return Ok(());
         }
         if end > self.sent {
@@ -425,12 +435,12 @@ impl ShardSink for RemoteSink {
                 "remote shard patch straddles sent and buffered bytes",
             ));
         }
-        self.patch = Some((offset, data.to_vec()));
+        self.patch = Some((offset, data));
         Ok(())
     }
 
-    fn commit(mut self: Box<Self>) -> io::Result<()> {
-        self.flush()?;
+    async fn commit(mut self: Box<Self>) -> io::Result<()> {
+        self.flush().await?;
         let (at, body) = self.patch.take().unwrap_or((0, Vec::new()));
         let req = Request::Commit {
             session: self.session,
@@ -439,7 +449,8 @@ impl ShardSink for RemoteSink {
         };
         self.done = true;
         self.inner
-            .call_blocking(self.node, &req, Bytes::from(body))
+            .shard_call(self.node, &req, Bytes::from(body))
+            .await
             .map(|_| ())
     }
 }
@@ -476,32 +487,27 @@ struct RemoteSource {
     inner: Arc<ClusterInner>,
 }
 
-impl ShardSource for RemoteSource {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+#[async_trait]
+impl ShardReader for RemoteSource {
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let req = Request::Read {
             drive: self.drive,
             id: self.id.to_hex(),
             shard: self.shard,
             offset,
-            len: buf.len() as u64,
+            len: len as u64,
         };
-        let (_, body) = self.inner.call_blocking(self.node, &req, Bytes::new())?;
-        if body.len() != buf.len() {
+        let (_, body) = self.inner.shard_call(self.node, &req, Bytes::new()).await?;
+        if body.len() != len {
             return Err(io_err(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "node {} sent {} of {} bytes",
-                    self.node,
-                    body.len(),
-                    buf.len()
-                ),
+                format!("node {} sent {} of {} bytes", self.node, body.len(), len),
             ));
         }
-        buf.copy_from_slice(&body);
-        Ok(())
+        Ok(Vec::from(body))
     }
 
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.len)
+    fn len(&self) -> u64 {
+        self.len
     }
 }

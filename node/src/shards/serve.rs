@@ -7,16 +7,18 @@
 //! [`SESSION_IDLE`], and with it the partial file. The caller's node id comes from its verified
 //! certificate, so sessions of different peers never collide.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use coffer_cluster::{HandlerError, RpcHandler};
+// tokio's clock, not std's, so a simulated node's sessions age in simulated time.
+use tokio::time::Instant;
 
 use super::wire::{self, Reply, Request, Status};
 use crate::drive::{DataId, Drive};
-use crate::seams::ShardSink;
+use crate::seams::{stages, ShardSink};
 
 /// A write session with no call for this long is dropped (writers call at least every 10 s).
 pub const SESSION_IDLE: Duration = Duration::from_secs(300);
@@ -37,7 +39,7 @@ struct Session {
 /// Serves [`wire::CHANNEL`] from this node's drives.
 pub struct ShardServer {
     drives: Vec<Arc<Drive>>,
-    sessions: Mutex<HashMap<(u64, u64), Session>>,
+    sessions: Mutex<BTreeMap<(u64, u64), Session>>,
     /// Whether a caller is a member of the cluster now (a removed node's certificate stays
     /// valid, so the certificate alone does not admit it).
     is_member: Box<dyn Fn(u64) -> bool + Send + Sync>,
@@ -60,7 +62,7 @@ impl ShardServer {
             .ok_or_else(|| Reply::failed(format!("no drive {index}")))
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, u64), Session>> {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, BTreeMap<(u64, u64), Session>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -143,7 +145,7 @@ impl ShardServer {
                 let key = (from, session);
                 let mut sink = self.take(key, offset)?;
                 let len = body.len() as u64;
-                let (sink, result) = tokio::task::spawn_blocking(move || {
+                let (sink, result) = stages::spawn_blocking(move || {
                     let r = sink.write_all(&body);
                     (sink, r)
                 })
@@ -222,7 +224,7 @@ fn data_id(hex: &str) -> Result<DataId, Reply> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, Reply> {
-    match tokio::task::spawn_blocking(f).await {
+    match stages::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(Reply {
             status: Status::NotFound,

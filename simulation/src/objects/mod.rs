@@ -46,6 +46,9 @@ pub struct ObjectsConfig {
     pub ssec_keys: usize,
     /// Operations per client.
     pub ops: usize,
+    /// Whole nodes: 1 (four drives, 2+2) or a cluster of this many with two drives each,
+    /// joined through node 1 over the simulated network.
+    pub nodes: usize,
     /// How long the nemesis acts, from the first client operation.
     pub fault_window: Duration,
     /// Keep the trace lines (`--trace`).
@@ -61,6 +64,7 @@ impl ObjectsConfig {
             keys: 4,
             ssec_keys: 2,
             ops: 24,
+            nodes: 1,
             fault_window: Duration::from_secs(8),
             keep_trace: false,
         }
@@ -68,7 +72,10 @@ impl ObjectsConfig {
 }
 
 pub(super) const NODE: NodeId = 1;
+/// Drives of a single node.
 pub(super) const DRIVES: usize = 4;
+/// Drives of each cluster member.
+pub(super) const MEMBER_DRIVES: usize = 2;
 pub(super) const BUCKET: &str = "sim";
 /// Every object body starts with this and its value id; the plaintext scan looks for it.
 pub(super) const BODY_MARK: &[u8] = b"SIMPLAIN:";
@@ -82,6 +89,7 @@ const STREAM_TURMOIL: u64 = 11;
 const STREAM_NET: u64 = 12;
 const STREAM_NEMESIS: u64 = 13;
 const STREAM_DISK: u64 = 14;
+const STREAM_KMS: u64 = 15;
 const STREAM_ENTROPY: u64 = 1_000;
 pub(super) const STREAM_CLIENT: u64 = 2_000;
 
@@ -122,9 +130,12 @@ pub(super) struct Shared {
     pub(super) etags: BTreeMap<String, (String, usize)>,
     /// The last ETag seen per key.
     pub(super) key_etags: BTreeMap<String, String>,
-    pub(super) creds: Option<(String, String)>,
-    /// The admin token the node showed on its first start.
-    pub(super) admin_token: Option<String>,
+    /// Each node's root credentials, once it serves.
+    pub(super) creds: BTreeMap<NodeId, (String, String)>,
+    /// Nodes whose start-up finished (members join once node 1 is among them).
+    pub(super) members_up: std::collections::BTreeSet<NodeId>,
+    /// The admin token each node showed on its first start.
+    pub(super) admin_tokens: BTreeMap<NodeId, String>,
     pub(super) bucket_ready: bool,
     /// Sim µs of the first workload operation (the nemesis starts then).
     pub(super) started_at: Option<u64>,
@@ -188,42 +199,84 @@ fn run_inner(cfg: &ObjectsConfig) -> Report {
     }
     let net = SimNet::new(sub_seed(cfg.seed, STREAM_NET), LinkFaults::default());
     let disk_seed = sub_seed(cfg.seed, STREAM_DISK);
-    let disks = NodeDisks {
-        fs: SimFs {
-            system: SimDisk::new(100, disk_seed, DiskFaults::default()),
-            drives: (0..DRIVES)
-                .map(|i| SimDisk::new(i as u64, disk_seed ^ (i as u64 + 1), DiskFaults::default()))
-                .collect(),
-        },
-        meta: MemDb::new(),
-        clock: SimClock::default(),
-    };
+    let per_node = if cfg.nodes > 1 { MEMBER_DRIVES } else { DRIVES };
+    let all_disks: Vec<NodeDisks> = (0..cfg.nodes as u64)
+        .map(|n| {
+            // Node 0's seeds are the single node's, so that scenario's traces stay as they were.
+            let seed = disk_seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            NodeDisks {
+                fs: SimFs {
+                    system: SimDisk::new(100, seed, DiskFaults::default()),
+                    drives: (0..per_node)
+                        .map(|i| {
+                            SimDisk::new(i as u64, seed ^ (i as u64 + 1), DiskFaults::default())
+                        })
+                        .collect(),
+                },
+                meta: MemDb::new(),
+                clock: SimClock::default(),
+            }
+        })
+        .collect();
+    let cluster = (cfg.nodes > 1).then(|| {
+        use base64::Engine as _;
+        let mut rng = StdRng::seed_from_u64(sub_seed(cfg.seed, STREAM_KMS));
+        let root: [u8; 32] = rand::Rng::gen(&mut rng);
+        s3node::SimCluster {
+            kms_key: base64::engine::general_purpose::STANDARD.encode(root),
+        }
+    });
+    let total_drives = per_node * cfg.nodes;
     let mut sim = turmoil::Builder::new()
         .rng_seed(sub_seed(cfg.seed, STREAM_TURMOIL))
         .simulation_duration(Duration::from_secs(240))
         .build();
-    let starts = Arc::new(AtomicU64::new(0));
-    {
+    for (n, disks) in all_disks.iter().enumerate() {
+        let id = NODE + n as NodeId;
+        let name = format!("n{id}");
+        let starts = Arc::new(AtomicU64::new(0));
         let (net, disks, shared, seed) = (net.clone(), disks.clone(), shared.clone(), cfg.seed);
-        sim.host("n1", move || {
-            let (net, disks, shared, starts) =
-                (net.clone(), disks.clone(), shared.clone(), starts.clone());
+        let cluster = cluster.clone();
+        sim.host(name.clone().as_str(), move || {
+            let (net, disks, shared, starts, cluster, name) = (
+                net.clone(),
+                disks.clone(),
+                shared.clone(),
+                starts.clone(),
+                cluster.clone(),
+                name.clone(),
+            );
             async move {
                 let start = starts.fetch_add(1, Ordering::Relaxed);
-                let node =
-                    s3node::start(NODE, &net, &disks, sub_seed(seed, STREAM_ENTROPY + start))
-                        .await?;
-                {
-                    let mut s = shared.lock();
-                    s.creds = Some((
-                        node.credentials.access_key.clone(),
-                        node.credentials.secret.as_str().to_owned(),
-                    ));
-                    if let Some(token) = &node.new_admin_token {
-                        s.admin_token = Some(token.to_string());
+                // Members join through node 1: they start once it serves.
+                while id != NODE && !shared.lock().members_up.contains(&NODE) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                // Streams of node 0 are the single node's (its traces stay as they were).
+                let entropy = sub_seed(seed, STREAM_ENTROPY + start + 100 * n as u64);
+                let node = s3node::start(id, &net, &disks, entropy, cluster.as_ref()).await?;
+                shared.lock().members_up.insert(id);
+                if cluster.is_some() && start == 0 {
+                    // Serving once the layout holds every member's drives, so that the
+                    // workload's objects spread over the whole cluster.
+                    while node.service.shard_layout().width() < total_drives.min(16) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
-                shared.record("n1", &format!("node up (start {start})"));
+                {
+                    let mut s = shared.lock();
+                    s.creds.insert(
+                        id,
+                        (
+                            node.credentials.access_key.clone(),
+                            node.credentials.secret.as_str().to_owned(),
+                        ),
+                    );
+                    if let Some(token) = &node.new_admin_token {
+                        s.admin_tokens.insert(id, token.to_string());
+                    }
+                }
+                shared.record(&name, &format!("node up (start {start})"));
                 std::future::pending::<()>().await;
                 Ok(())
             }
@@ -240,7 +293,7 @@ fn run_inner(cfg: &ObjectsConfig) -> Report {
 
     let mut nemesis = StdRng::seed_from_u64(sub_seed(cfg.seed, STREAM_NEMESIS));
     let mut plan: Option<Vec<(Duration, Fault)>> = None;
-    let mut down = false;
+    let mut out = nemesis::Impaired::default();
     let mut faults = 0usize;
     let mut failure = None;
     loop {
@@ -251,13 +304,22 @@ fn run_inner(cfg: &ObjectsConfig) -> Report {
                 &mut nemesis,
                 Duration::from_micros(at),
                 cfg.fault_window,
+                cfg.nodes,
             ));
         }
         if let Some(p) = &mut plan {
             while p.first().is_some_and(|(at, _)| *at <= t) {
                 let (_, fault) = p.remove(0);
-                faults += usize::from(!matches!(fault, Fault::Restart | Fault::HealAll));
-                let what = apply(&mut sim, &disks, &shared, &mut nemesis, &mut down, fault);
+                faults += usize::from(!matches!(
+                    fault,
+                    Fault::Restart | Fault::Reconnect | Fault::HealAll
+                ));
+                let targets = nemesis::Targets {
+                    disks: &all_disks,
+                    net: &net,
+                    shared: &shared,
+                };
+                let what = apply(&mut sim, &targets, &mut nemesis, &mut out, fault);
                 shared.record_at(t, "nem", &what);
             }
         }
@@ -285,7 +347,9 @@ fn run_inner(cfg: &ObjectsConfig) -> Report {
     let bad_keys = check::check_keys(&s.histories);
     let non_linearizable_keys = bad_keys.len();
     violations.extend(bad_keys.iter().map(ToString::to_string));
-    violations.extend(plaintext_on(&disks));
+    for disks in &all_disks {
+        violations.extend(plaintext_on(disks));
+    }
     Report {
         seed: cfg.seed,
         trace_hash: s.trace.hash(),

@@ -6,10 +6,11 @@
 //! seed and the key name (so any client can read any of them). Writes are in `writes.rs`,
 //! reads in `reads.rs`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
-use coffer_cluster::{Handlers, Transport, TransportError};
+use coffer_cluster::{Handlers, NodeId, Transport, TransportError};
 use md5::Md5;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -53,7 +54,12 @@ pub(super) struct Client {
     rng: StdRng,
     keys: usize,
     ssec_keys: usize,
-    creds: (String, String),
+    /// Nodes of the cluster (1: the single node).
+    nodes: usize,
+    /// The node this operation goes to.
+    node: NodeId,
+    /// Each node's root credentials.
+    creds: BTreeMap<NodeId, (String, String)>,
 }
 
 /// Whether objects under `key` are SSE-C.
@@ -72,7 +78,9 @@ impl Client {
             rng: StdRng::seed_from_u64(sub_seed(cfg.seed, STREAM_CLIENT + index)),
             keys: cfg.keys,
             ssec_keys: cfg.ssec_keys,
-            creds: (String::new(), String::new()),
+            nodes: cfg.nodes,
+            node: NODE,
+            creds: BTreeMap::new(),
         }
     }
 
@@ -84,11 +92,13 @@ impl Client {
                 .push(("content-length".into(), req.body.len().to_string()));
         }
         if sign {
-            req = req.sign(&self.creds.0, &self.creds.1);
+            if let Some((access, secret)) = self.creds.get(&self.node) {
+                req = req.sign(access, secret);
+            }
         }
         match self
             .transport
-            .call_with_deadline(NODE, channel, req.encode(), CLIENT_DEADLINE)
+            .call_with_deadline(self.node, channel, req.encode(), CLIENT_DEADLINE)
             .await
         {
             Ok(b) => match WireResponse::decode(&b) {
@@ -158,10 +168,12 @@ impl Client {
     }
 
     pub(super) async fn run(&mut self, cfg: &ObjectsConfig) {
-        // The node's root credentials (it generates them on its first start).
+        // Every node's root credentials (each generates its own on its first start, and
+        // shows them once it serves the whole cluster's layout).
         loop {
-            if let Some(c) = self.shared.lock().creds.clone() {
-                self.creds = c;
+            let creds = self.shared.lock().creds.clone();
+            if creds.len() == self.nodes {
+                self.creds = creds;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -243,6 +255,10 @@ impl Client {
     }
 
     async fn random_op(&mut self, op: usize) {
+        if self.nodes > 1 {
+            // Any node serves any request: reads must see writes made through the others.
+            self.node = 1 + self.rng.gen_range(0..self.nodes as NodeId);
+        }
         let keys = self.all_keys();
         let key = keys[self.rng.gen_range(0..keys.len())].clone();
         let id = format!("c{}o{op}", self.index);

@@ -269,7 +269,7 @@ impl Client {
     /// Changes the bucket's default encryption: through the admin API (which also picks the
     /// cipher) or S3's PutBucketEncryption. Objects written before keep their own settings.
     pub(super) async fn set_bucket_encryption(&mut self) {
-        let token = self.shared.lock().admin_token.clone();
+        let token = self.shared.lock().admin_tokens.get(&self.node).cloned();
         let (what, reply) = match (self.rng.gen_range(0..4), token) {
             (0..=1, Some(token)) => {
                 let algorithm = ["AES256", "CHACHA20-POLY1305"][self.rng.gen_range(0..2)];
