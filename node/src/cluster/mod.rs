@@ -109,9 +109,6 @@ pub async fn start(
                 });
             }
             let fresh = !meta_dir.exists();
-            if fresh && !settings.bootstrap && settings.peers.is_empty() {
-                return Err(ClusterStartError::NothingToJoin);
-            }
             let quic = QuicNode::bind(QuicConfig::new(settings.listen, tls))?;
             let qt = quic.transport();
             let handlers = quic.handlers().clone();
