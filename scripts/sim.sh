@@ -5,7 +5,9 @@
 #   2. one seed in two separate processes: the printed hashes must match;
 #   3. SIM_OBJECT_SEEDS (default 1..201) seeds of one whole node (real start-up, S3 router and
 #      data path on simulated drives), each run twice;
-#   4. the planted-bug build (feature `planted-bug`: the Raft log acknowledges entries before
+#   4. SIM_CLUSTER_SEEDS (default 1..61) seeds of a cluster of three whole nodes whose shards
+#      travel over the simulated network (crashes, partitions, lossy links, a bad drive);
+#   5. the planted-bug build (feature `planted-bug`: the Raft log acknowledges entries before
 #      flushing them) must FAIL within SIM_BUG_SEEDS (default 1..41) of both scenarios with a
 #      non-linearizable history, or the checkers are blind; its failing seeds must replay to
 #      identical hashes.
@@ -20,6 +22,7 @@ fi
 seeds="${SIM_SEEDS:-1..201}"
 bug_seeds="${SIM_BUG_SEEDS:-1..41}"
 object_seeds="${SIM_OBJECT_SEEDS:-1..201}"
+cluster_seeds="${SIM_CLUSTER_SEEDS:-1..61}"
 limit="${SIM_TIMEOUT:-300}"
 
 cargo build --release -p coffer-simulation
@@ -38,6 +41,9 @@ echo "$b"
 
 echo "== $object_seeds seeds of the whole node, determinism checked in-process"
 timeout "$limit" "$sim" --objects --seeds "$object_seeds" --quiet --jobs 1
+
+echo "== $cluster_seeds seeds of a three-node cluster, determinism checked in-process"
+timeout "$limit" "$sim" --objects --nodes 3 --seeds "$cluster_seeds" --quiet --jobs 1
 
 echo "== planted bug must be found in $bug_seeds"
 # cargo keeps both builds of coffer-metadata and coffer-node side by side (features are part of

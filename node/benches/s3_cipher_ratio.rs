@@ -109,9 +109,16 @@ async fn start(drives: usize, noop: bool) -> Server {
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
-        run_with(cfg, token, RunOptions { cipher })
-            .await
-            .expect("server");
+        run_with(
+            cfg,
+            token,
+            RunOptions {
+                cipher,
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .expect("server");
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(s3).await.is_err() {

@@ -75,12 +75,19 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
 pub struct RunOptions {
     /// The stream cipher of object data (production: [`crate::pipeline::StreamCipher`]).
     pub cipher: Arc<dyn crate::pipeline::CipherFactory>,
+    /// How long the data of a replaced or deleted object outlives its manifest, so that reads
+    /// and copies that loaded the old manifest just before can still finish.
+    pub discard_grace: std::time::Duration,
 }
+
+/// [`RunOptions::discard_grace`] unless a test shortens it.
+pub const DISCARD_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
             cipher: crate::pipeline::stream_cipher(),
+            discard_grace: DISCARD_GRACE,
         }
     }
 }
@@ -440,6 +447,7 @@ pub async fn assemble(
         entropy,
         metrics: metrics.clone(),
         cipher: options.cipher,
+        discard_grace: options.discard_grace,
         rewrap: rewrap.clone(),
     });
     // Jobs a restart interrupted go on from their checkpoints.

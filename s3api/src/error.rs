@@ -51,6 +51,7 @@ pub fn wire_code(err: &StoreError) -> WireCode {
                 (C::IncompleteBody, StatusCode::BAD_REQUEST)
             }
             BodyError::Storage => (C::InternalError, StatusCode::INTERNAL_SERVER_ERROR),
+            BodyError::Unavailable => (C::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE),
         },
         StoreError::SseCustomerKeyMissing => (C::InvalidRequest, StatusCode::BAD_REQUEST),
         StoreError::SseCustomerKeyMismatch => (C::AccessDenied, StatusCode::FORBIDDEN),
@@ -108,7 +109,9 @@ pub fn to_s3_error(err: StoreError) -> S3Error {
         StoreError::Body(BodyError::Storage) => {
             tracing::error!("stored data unreadable while streaming")
         }
-        StoreError::Unavailable | StoreError::KmsUnavailable(_) => {
+        StoreError::Unavailable
+        | StoreError::KmsUnavailable(_)
+        | StoreError::Body(BodyError::Unavailable) => {
             tracing::warn!(error = %err, "service unavailable")
         }
         _ => {}
@@ -174,6 +177,11 @@ mod tests {
                 400,
             ),
             (StoreError::Body(BodyError::Storage), "InternalError", 500),
+            (
+                StoreError::Body(BodyError::Unavailable),
+                "ServiceUnavailable",
+                503,
+            ),
             (StoreError::SseCustomerKeyMissing, "InvalidRequest", 400),
             (StoreError::SseCustomerKeyMismatch, "AccessDenied", 403),
             (StoreError::SseNotApplicable, "InvalidArgument", 400),

@@ -4,6 +4,7 @@
 //! cargo run -p coffer-simulation --release -- --seeds 1..1000      # summary
 //! cargo run -p coffer-simulation --release -- --seed 17 --trace    # one seed's event trace
 //! SIM_SEED=17 cargo run -p coffer-simulation --release             # the same seed
+//! COFFER_SIM_LOG=coffer_node=debug ... --once --trace                # with the nodes' logs
 //! cargo run -p coffer-simulation --release -- --objects --seeds 1..50  # whole-node scenario
 //! cargo run -p coffer-simulation --release -- --objects --nodes 3 --seeds 1..20  # a cluster
 //! ```
@@ -59,7 +60,7 @@ fn parse() -> Result<Args, String> {
         seeds: 1..11,
         trace: false,
         once: false,
-        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        jobs: 1,
         expect_failure: false,
         quiet: false,
     };
@@ -189,6 +190,13 @@ fn main() -> ExitCode {
             return usage();
         }
     };
+    // The nodes' own logs, for debugging a replay; they are not part of the hashed trace.
+    if let Ok(filter) = std::env::var("COFFER_SIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(args.seeds.start));
     let results: Arc<Mutex<Vec<SeedResult>>> = Arc::default();

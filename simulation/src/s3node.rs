@@ -22,6 +22,10 @@ use coffer_node::cluster_config::{ClusterSettings, Peer};
 use coffer_node::config::{Config, LogFormat};
 use coffer_node::seams::{Clock, DriveIo, ShardSink, ShardSource};
 use coffer_node::server::{assemble, AssembledNode, NodeSeams, RunOptions};
+
+/// Replaced data outlives its manifest this long: past the slowest read the workload makes, yet
+/// short enough that the deletions happen (and are checked) within a run.
+const DISCARD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 use http_body_util::{BodyExt as _, Full};
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
@@ -213,7 +217,10 @@ pub async fn start(
     let node = assemble(
         &config,
         seams,
-        RunOptions::default(),
+        RunOptions {
+            discard_grace: DISCARD_GRACE,
+            ..RunOptions::default()
+        },
         &CancellationToken::new(),
     )
     .await?;

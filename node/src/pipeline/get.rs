@@ -54,6 +54,9 @@ pub struct SegmentReader<O: PackageOpener = StreamKey> {
     /// (shard, block) pairs whose block failed its checksum: no combination for a package
     /// covering that block uses the shard again.
     bad_blocks: Vec<(usize, u64)>,
+    /// A shard was given up on because its node did not answer: running out of shards then
+    /// means "unavailable for now" (503), not "lost".
+    unreachable: bool,
     /// Called once when a shard turns out missing or corrupt (heal on read).
     on_degraded: Option<Arc<dyn Fn() + Send + Sync>>,
 }
@@ -81,6 +84,7 @@ impl<O: PackageOpener> SegmentReader<O> {
         let picked = stores.to_vec();
         Ok(Self {
             bad_blocks: Vec::new(),
+            unreachable: false,
             sources: (0..width).map(|_| SourceState::Unopened).collect(),
             seg,
             id,
@@ -149,7 +153,16 @@ impl<O: PackageOpener> SegmentReader<O> {
             }
             after = Some(used);
         }
-        Err(StoreError::DataCorrupt)
+        Err(self.exhausted())
+    }
+
+    /// The error once no shard combination is left to try.
+    fn exhausted(&self) -> StoreError {
+        if self.unreachable {
+            StoreError::Unavailable
+        } else {
+            StoreError::DataCorrupt
+        }
     }
 
     fn auth_failed(&self, index: u64, combo: &[usize]) {
@@ -261,6 +274,7 @@ impl<O: PackageOpener> SegmentReader<O> {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::warn!(data_id = %self.seg.data_id, shard, error = %e, "shard read failed");
+                    self.unreachable |= crate::shards::liveness::is_transient(&e);
                     self.sources[shard] = SourceState::Missing;
                     self.degraded();
                     return Ok(false);
@@ -305,6 +319,8 @@ impl<O: PackageOpener> SegmentReader<O> {
                 // node's return. One that is gone from a live drive is healed now.
                 let node_down =
                     matches!(&other, Err(e) if crate::shards::liveness::is_unreachable(e));
+                self.unreachable |=
+                    matches!(&other, Err(e) if crate::shards::liveness::is_transient(e));
                 if !node_down {
                     self.degraded();
                 }
@@ -349,7 +365,7 @@ impl<O: PackageOpener> PackageStream<O> {
                 .sealed_package(self.next_read, None, &mut budget)
                 .await?
             else {
-                return Err(StoreError::DataCorrupt);
+                return Err(self.reader.exhausted());
             };
             let opener = self.reader.key.clone();
             let at = self.next_read;

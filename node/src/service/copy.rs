@@ -4,7 +4,7 @@
 use coffer_metadata::ObjectPrecondition;
 use coffer_s3api::backend::{
     CopyObjectRequest, GetObjectRequest, MetadataDirective, PutObjectRequest, PutObjectResult,
-    SseRequest, StoreResult,
+    SourceCheck, SseRequest, StoreError, StoreResult,
 };
 
 use super::objects::{check_customer_key, Reuse};
@@ -31,6 +31,11 @@ impl NodeService {
                 sse_customer: req.src_sse_customer,
             })
             .await?;
+        Self::check_source(
+            req.src_check.as_ref(),
+            &src.info.etag,
+            src.info.last_modified_ms,
+        )?;
         let meta = match req.metadata {
             MetadataDirective::Copy => src.info.meta.clone(),
             MetadataDirective::Replace(m) => m,
@@ -58,6 +63,7 @@ impl NodeService {
         let bucket = self.require_bucket(&req.dst_bucket).await?;
         let (rec, m) = self.load_object(&req.src_bucket, &req.src_key).await?;
         check_customer_key(&m.sse, req.src_sse_customer.as_ref())?;
+        Self::check_source(req.src_check.as_ref(), &rec.etag, rec.last_modified_ms)?;
         let mut spec = Self::resolve_sse(&bucket, &req.sse);
         if spec.mode == SseMode::S3 && m.sse.mode != SseMode::S3 {
             return Ok(None);
@@ -102,5 +108,13 @@ impl NodeService {
         self.commit_object_if(bkt, key, new, etag, Some((unchanged, Reuse::OldData)))
             .await
             .map(Some)
+    }
+
+    /// Applies the copy-source conditions to the version being copied.
+    fn check_source(check: Option<&SourceCheck>, etag: &str, modified_ms: i64) -> StoreResult<()> {
+        match check {
+            Some(c) if !c.permits(etag, modified_ms) => Err(StoreError::PreconditionFailed),
+            _ => Ok(()),
+        }
     }
 }

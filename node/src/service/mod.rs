@@ -4,6 +4,7 @@
 mod cluster;
 mod conditions;
 mod copy;
+mod discard;
 mod errors;
 mod inspect;
 mod multipart;
@@ -46,6 +47,8 @@ pub struct NodeService {
     pub(crate) metrics: Arc<Metrics>,
     /// Makes the sealers and openers of segment streams.
     pub(crate) cipher: Arc<dyn crate::pipeline::CipherFactory>,
+    /// Delay before unreferenced shard files are removed (see `discard_segments`).
+    pub(crate) discard_grace: std::time::Duration,
     /// Re-wrap jobs (admin API).
     pub(crate) rewrap: Arc<crate::rewrap::RewrapJobs>,
 }

@@ -15,7 +15,7 @@ use coffer_s3api::backend::{
 use super::{meta_error, NodeService};
 use crate::drive::DataId;
 use crate::keys::{KeyService, KeySpec};
-use crate::manifest::{self, ObjectManifest, Segment, SseMode, SseRecord, StoredMeta};
+use crate::manifest::{self, ObjectManifest, SseMode, SseRecord, StoredMeta};
 use crate::pipeline::{SegmentWriter, WrittenSegment};
 use crate::sealed_meta;
 
@@ -143,65 +143,6 @@ impl NodeService {
         match written.md5 {
             Some(md5) => hex::encode(md5),
             None => hex::encode(self.random::<16>()),
-        }
-    }
-
-    /// Removes the shard files of segments that nothing references any more.
-    pub(crate) fn discard_segments(&self, segments: &[Segment]) {
-        for seg in segments {
-            let Some(id) = DataId::from_hex(&seg.data_id) else {
-                continue;
-            };
-            if seg.nodes.is_empty() {
-                for (shard, &drive) in seg.drives.iter().enumerate() {
-                    self.drive_actors.delete(drive, id, shard);
-                }
-                continue;
-            }
-            // Shards on peers (and ours) of a cluster segment: removed off the request path.
-            let Ok(stores) = self.shards.resolve(seg) else {
-                continue;
-            };
-            let me = self.shards.cluster_side().map(|c| c.self_id());
-            for (shard, (store, (&node, &drive))) in stores
-                .into_iter()
-                .zip(seg.nodes.iter().zip(&seg.drives))
-                .enumerate()
-            {
-                if Some(node) == me {
-                    self.drive_actors.delete(drive, id, shard);
-                } else {
-                    tokio::spawn(async move {
-                        if let Err(e) = store.remove(id, shard).await {
-                            tracing::debug!(node, shard, error = %e, "remote shard delete failed");
-                        }
-                    });
-                }
-            }
-        }
-    }
-
-    /// Removes the data of a replaced object that the new manifest does not reuse (a re-sealed
-    /// copy keeps its segments).
-    pub(crate) fn discard_replaced(&self, prev: &ObjectRecord, kept: &[Segment]) {
-        match manifest::decode_object(&prev.manifest) {
-            Ok(m) => {
-                let gone: Vec<Segment> = m
-                    .segments
-                    .into_iter()
-                    .filter(|s| !kept.iter().any(|k| k.data_id == s.data_id))
-                    .collect();
-                self.discard_segments(&gone);
-            }
-            Err(e) => tracing::warn!(error = %e, "unreadable manifest of a replaced object"),
-        }
-    }
-
-    /// Removes the data of a replaced or deleted object.
-    pub(crate) fn discard_object(&self, rec: &ObjectRecord) {
-        match manifest::decode_object(&rec.manifest) {
-            Ok(m) => self.discard_segments(&m.segments),
-            Err(e) => tracing::warn!(error = %e, "unreadable manifest of a discarded object"),
         }
     }
 

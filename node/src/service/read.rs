@@ -153,6 +153,12 @@ impl NodeService {
                 let item = match c.next_chunk().await {
                     Ok(Some(b)) => Ok(b),
                     Ok(None) => return,
+                    Err(StoreError::Unavailable) => {
+                        tracing::warn!(
+                            "object read stopped mid-stream: too many shards unreachable"
+                        );
+                        Err(BodyError::Unavailable)
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "object read failed mid-stream");
                         Err(BodyError::Storage)

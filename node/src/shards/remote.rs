@@ -266,12 +266,14 @@ impl ClusterInner {
             ));
         }
         let msg = wire::encode(req, &body);
+        let started = tokio::time::Instant::now();
         match self
             .transport
             .call_with_deadline(node, wire::CHANNEL, msg, deadline)
             .await
         {
             Ok(reply) => {
+                self.liveness.heard_from(node);
                 let (reply, body): (Reply, Bytes) = wire::decode(&reply)
                     .map_err(|e| io_err(io::ErrorKind::InvalidData, e.to_string()))?;
                 match reply.status {
@@ -287,12 +289,14 @@ impl ClusterInner {
                 let kind = match &e {
                     TransportError::Unreachable { .. } => io::ErrorKind::ConnectionRefused,
                     TransportError::Timeout { .. } => io::ErrorKind::TimedOut,
+                    // The connection broke during the call: worth retrying, not a refusal.
+                    TransportError::Network { .. } => io::ErrorKind::ConnectionReset,
                     _ => io::ErrorKind::Other,
                 };
                 if matches!(
                     e,
                     TransportError::Unreachable { .. } | TransportError::Timeout { .. }
-                ) && self.liveness.report(node, false)
+                ) && self.liveness.report_failure(node, started)
                 {
                     tracing::warn!(node, error = %e, "peer is unreachable");
                 }

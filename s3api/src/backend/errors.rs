@@ -20,6 +20,9 @@ pub enum BodyError {
     /// A stored object failed to decrypt or reconstruct while being sent.
     #[error("stored data could not be read")]
     Storage,
+    /// Too many of a stored object's shards were on unreachable nodes while it was being sent.
+    #[error("stored data is temporarily unreachable")]
+    Unavailable,
 }
 
 /// The `x-amz-checksum-*` algorithms we verify.

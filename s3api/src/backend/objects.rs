@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -158,6 +159,35 @@ pub struct CopyObjectRequest {
     pub metadata: MetadataDirective,
     /// Encryption of the destination.
     pub sse: SseRequest,
+    /// The x-amz-copy-source-if-* conditions, checked on the version actually copied.
+    pub src_check: Option<SourceCheck>,
+}
+
+/// Decides from a source version's ETag and last-modified time (ms) whether a copy may use it;
+/// the backend applies it to the manifest it copies, so a concurrent overwrite of the source
+/// cannot slip between the check and the read.
+#[derive(Clone)]
+pub struct SourceCheck(Arc<SourcePredicate>);
+
+/// A predicate over a source version's (ETag, last-modified ms).
+type SourcePredicate = dyn Fn(&str, i64) -> bool + Send + Sync;
+
+impl SourceCheck {
+    /// Wraps a predicate over (ETag, last-modified ms).
+    pub fn new(f: impl Fn(&str, i64) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Whether the version with this ETag and modification time may be copied.
+    pub fn permits(&self, etag: &str, last_modified_ms: i64) -> bool {
+        (self.0)(etag, last_modified_ms)
+    }
+}
+
+impl std::fmt::Debug for SourceCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceCheck")
+    }
 }
 
 /// A ListObjects (v1 or v2) query, already decoded from markers/tokens.

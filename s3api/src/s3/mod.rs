@@ -17,7 +17,7 @@ use s3s::stream::{ByteStream as S3ByteStream, RemainingLength};
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, StdError, S3};
 
 use crate::audit::RequestId;
-use crate::backend::{Backend, ByteStream, SseCustomerKey};
+use crate::backend::{Backend, ByteStream};
 
 pub(crate) use encryption::encryption_from_parts;
 
@@ -53,14 +53,6 @@ pub(crate) fn timestamp(ms: i64) -> Timestamp {
 /// An ETag for a response: s3s adds the quotes.
 pub(crate) fn etag(unquoted: &str) -> ETag {
     ETag::Strong(unquoted.to_owned())
-}
-
-/// Copies an SSE-C key (the type is deliberately not `Clone`).
-pub(crate) fn copy_key(k: &SseCustomerKey) -> SseCustomerKey {
-    SseCustomerKey {
-        key: zeroize::Zeroizing::new(*k.key),
-        key_md5: k.key_md5.clone(),
-    }
 }
 
 /// A 501 for request features we cannot honour (refusing beats silently ignoring them).

@@ -5,10 +5,10 @@ use http::{HeaderMap, HeaderValue};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::{copy_key, etag, not_implemented, response_body, timestamp};
+use super::{etag, not_implemented, response_body, timestamp};
 use crate::backend::{
     Backend, ChecksumAlgorithm, CopyObjectRequest, GetObjectRequest, ObjectInfo, PutObjectRequest,
-    SseCustomerKey, StoreError, WriteCondition,
+    SourceCheck, SseCustomerKey, StoreError, WriteCondition,
 };
 use crate::checksum::{self, VerifyingStream};
 use crate::error::{invalid_argument, invalid_request, to_s3_error, wire_code};
@@ -553,26 +553,24 @@ pub(super) async fn copy_object<B: Backend>(
         || input.copy_source_if_none_match.is_some()
         || input.copy_source_if_modified_since.is_some()
         || input.copy_source_if_unmodified_since.is_some();
-    if has_conditions {
-        // Not atomic with the copy; S3 answers 412 (never 304) for every failed copy condition.
-        let info = backend
-            .head_object(
-                &src_bucket,
-                &src_key,
-                src_sse_customer.as_ref().map(copy_key),
-                None,
-            )
-            .await?;
-        let c = Conditions {
-            if_match: input.copy_source_if_match.as_ref(),
-            if_none_match: input.copy_source_if_none_match.as_ref(),
-            if_modified_since: input.copy_source_if_modified_since.as_ref(),
-            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-        };
-        if range::evaluate(&c, &info.etag, info.last_modified_ms) != Outcome::Proceed {
-            return Err(to_s3_error(StoreError::PreconditionFailed));
-        }
-    }
+    let src_check = has_conditions.then(|| {
+        let (if_match, if_none_match) =
+            (input.copy_source_if_match, input.copy_source_if_none_match);
+        let (if_modified_since, if_unmodified_since) = (
+            input.copy_source_if_modified_since,
+            input.copy_source_if_unmodified_since,
+        );
+        // S3 answers 412 (never 304) for every failed copy condition.
+        SourceCheck::new(move |etag, last_modified_ms| {
+            let c = Conditions {
+                if_match: if_match.as_ref(),
+                if_none_match: if_none_match.as_ref(),
+                if_modified_since: if_modified_since.as_ref(),
+                if_unmodified_since: if_unmodified_since.as_ref(),
+            };
+            range::evaluate(&c, etag, last_modified_ms) == Outcome::Proceed
+        })
+    });
     let res = backend
         .copy_object(CopyObjectRequest {
             src_bucket,
@@ -582,6 +580,7 @@ pub(super) async fn copy_object<B: Backend>(
             dst_key: input.key,
             metadata,
             sse,
+            src_check,
         })
         .await?;
     let echo = sse_echo(&res.sse);

@@ -321,6 +321,11 @@ impl Backend for MemBackend {
     async fn copy_object(&self, req: CopyObjectRequest) -> StoreResult<PutObjectResult> {
         let src = self.object(&req.src_bucket, &req.src_key)?;
         Self::check_ssec(src.ssec, req.src_sse_customer.as_ref())?;
+        if let Some(check) = &req.src_check {
+            if !check.permits(&src.info.etag, src.info.last_modified_ms) {
+                return Err(StoreError::PreconditionFailed);
+            }
+        }
         let meta = match req.metadata {
             MetadataDirective::Copy => src.info.meta.clone(),
             MetadataDirective::Replace(m) => m,
