@@ -353,6 +353,29 @@ async fn sse_c_and_sse_headers() {
     assert_eq!(h.backend.writes.load(Ordering::SeqCst), 3);
 }
 
+/// A body that cannot be read now fails before the status line: 503, not a 200 that breaks off.
+#[tokio::test]
+async fn get_of_unreachable_data_is_503_before_any_byte() {
+    let h = setup().await;
+    assert_eq!(put(&h, "k", b"some bytes").await.status, 200);
+    h.backend.unreachable_data.store(true, Ordering::SeqCst);
+    let r = send(&h.svc, Req::new("GET", "/bkt/k").sign()).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().contains("<Code>ServiceUnavailable</Code>"),
+        "{}",
+        r.text()
+    );
+    // A HEAD reads no data and still answers.
+    assert_eq!(
+        send(&h.svc, Req::new("HEAD", "/bkt/k").sign()).await.status,
+        200
+    );
+    h.backend.unreachable_data.store(false, Ordering::SeqCst);
+    let r = send(&h.svc, Req::new("GET", "/bkt/k").sign()).await;
+    assert_eq!((r.status, &r.body[..]), (200, &b"some bytes"[..]));
+}
+
 #[tokio::test]
 async fn copy_object_with_encoded_source() {
     let h = setup().await;

@@ -57,6 +57,27 @@ pub struct Event {
     pub returned: u64,
 }
 
+/// Appends an operation that returned at `returned` to `key`'s history; an unknown outcome is
+/// recorded as never returning (it may take effect at any time after its invocation). True
+/// when the outcome was unknown.
+pub fn push_event(
+    histories: &mut BTreeMap<String, Vec<Event>>,
+    key: &str,
+    (client, op, outcome): (u64, Op, Outcome),
+    invoked: u64,
+    returned: u64,
+) -> bool {
+    let unknown = outcome == Outcome::Unknown;
+    histories.entry(key.to_owned()).or_default().push(Event {
+        client,
+        op,
+        outcome,
+        invoked,
+        returned: if unknown { u64::MAX } else { returned },
+    });
+    unknown
+}
+
 /// Why a history is not linearizable, for the failure report.
 #[derive(Debug, Clone)]
 pub struct Violation {

@@ -437,19 +437,17 @@ impl Client {
             }
             _ => {}
         }
-        let returned = if outcome == Outcome::Unknown {
-            s.unknown += 1;
-            u64::MAX
-        } else {
-            returned
-        };
-        s.histories.entry(key.to_owned()).or_default().push(Event {
-            client: self.index,
-            op,
-            outcome,
+        let unknown = outcome == Outcome::Unknown;
+        if check::push_event(
+            &mut s.histories,
+            key,
+            (self.index, op, outcome),
             invoked,
             returned,
-        });
+        ) {
+            s.unknown += 1;
+        }
+        let returned = if unknown { u64::MAX } else { returned };
         drop(s);
         self.shared.record(
             Duration::from_micros(returned.min(micros(now()))),

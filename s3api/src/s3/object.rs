@@ -7,8 +7,8 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::{etag, not_implemented, response_body, timestamp};
 use crate::backend::{
-    Backend, ChecksumAlgorithm, CopyObjectRequest, GetObjectRequest, ObjectInfo, PutObjectRequest,
-    SourceCheck, SseCustomerKey, StoreError, WriteCondition,
+    Backend, ByteStream, ChecksumAlgorithm, CopyObjectRequest, GetObjectRequest, ObjectInfo,
+    PutObjectRequest, SourceCheck, SseCustomerKey, StoreError, WriteCondition,
 };
 use crate::checksum::{self, VerifyingStream};
 use crate::error::{invalid_argument, invalid_request, to_s3_error, wire_code};
@@ -297,10 +297,15 @@ pub(super) async fn get_object<B: Backend>(
         None if part.is_some() => (0, None),
         None => (info.size, None),
     };
+    let body = if len > 0 {
+        first_chunk_read(res.body).await?
+    } else {
+        res.body
+    };
     let h = stored_headers(&info);
     let echo = sse_echo(&info.sse);
     Ok(S3Response::new(GetObjectOutput {
-        body: Some(response_body(res.body, len)),
+        body: Some(response_body(body, len)),
         content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
         content_range,
         accept_ranges: Some("bytes".to_owned()),
@@ -324,6 +329,19 @@ pub(super) async fn get_object<B: Backend>(
         sse_customer_key_md5: echo.customer_key_md5,
         ..Default::default()
     }))
+}
+
+/// Reads the body's first chunk before the status line goes out, so an object that cannot be
+/// read now (its shards' nodes unreachable: 503; unreadable: 500) gets an error status rather
+/// than a 200 whose body breaks off.
+async fn first_chunk_read(mut body: ByteStream) -> S3Result<ByteStream> {
+    match body.next().await {
+        Some(Err(e)) => Err(to_s3_error(StoreError::Body(e))),
+        Some(Ok(first)) => Ok(Box::pin(
+            futures::stream::once(async { Ok(first) }).chain(body),
+        )),
+        None => Ok(body),
+    }
 }
 
 pub(super) async fn head_object<B: Backend>(

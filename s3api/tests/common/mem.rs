@@ -48,6 +48,8 @@ pub struct MemBackend {
     pub writes: AtomicU64,
     /// Makes `health` fail.
     pub unhealthy: AtomicBool,
+    /// Makes every object body fail at once, as if its shards' nodes were unreachable.
+    pub unreachable_data: AtomicBool,
 }
 
 const T0: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
@@ -287,7 +289,11 @@ impl Backend for MemBackend {
             Some((a, b)) => obj.data.slice(a as usize..=b as usize),
             None => obj.data.clone(),
         };
-        let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(data) }));
+        let body: ByteStream = if self.unreachable_data.load(Ordering::SeqCst) {
+            Box::pin(futures::stream::once(async { Err(BodyError::Unavailable) }))
+        } else {
+            Box::pin(futures::stream::once(async move { Ok(data) }))
+        };
         Ok(GetObjectResult {
             info: obj.info,
             range,

@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
 use super::{micros, now, ObjectsConfig, SharedRef, BUCKET, CLIENT_DEADLINE, NODE, STREAM_CLIENT};
-use crate::check::{Event, Op, Outcome};
+use crate::check::{self, Op, Outcome};
 use crate::cluster::sub_seed;
 use crate::net::SimNet;
 use crate::s3node;
@@ -306,19 +306,10 @@ impl Client {
         let mut s = self.shared.lock();
         s.ops += 1;
         if let Some(outcome) = outcome {
-            let returned = if outcome == Outcome::Unknown {
+            let what = (self.index, op, outcome);
+            if check::push_event(&mut s.histories, key, what, invoked, returned) {
                 s.unknown += 1;
-                u64::MAX
-            } else {
-                returned
-            };
-            s.histories.entry(key.to_owned()).or_default().push(Event {
-                client: self.index,
-                op,
-                outcome,
-                invoked,
-                returned,
-            });
+            }
         }
         drop(s);
         self.shared.record(&self.who, &format!("{key}: {what}"));
