@@ -57,6 +57,25 @@ pub enum MetaError {
     },
 }
 
+impl MetaError {
+    /// True when the operation certainly changed nothing and never will: the state machine
+    /// judged it, or it was refused before it was proposed. False when it may have applied or
+    /// may still apply (a timeout, lost quorum, a storage or Raft failure after proposing), so
+    /// that a writer keeps the data such a commit would reference.
+    pub fn is_definite(&self) -> bool {
+        matches!(
+            self,
+            Self::BucketExists
+                | Self::NoSuchBucket
+                | Self::BucketNotEmpty
+                | Self::NoSuchUpload
+                | Self::InvalidPart { .. }
+                | Self::InvalidArgument(_)
+                | Self::PreconditionFailed
+        )
+    }
+}
+
 /// A domain outcome decided by the state machine; it travels in the Raft response, not as a Raft
 /// error, so that it is linearizable and deterministic on every replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

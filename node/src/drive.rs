@@ -90,4 +90,51 @@ impl Drive {
     pub fn remove(&self, id: DataId, shard: usize) -> io::Result<()> {
         self.io.remove(&self.shard_path(id, shard))
     }
+
+    /// Every shard file on the drive, as (data id, shard index), sorted; files whose names are
+    /// not shard names are left out.
+    pub fn list_shards(&self) -> io::Result<Vec<(DataId, usize)>> {
+        let files = self.io.list_files(&self.root.join("shards"))?;
+        let mut out: Vec<(DataId, usize)> = files
+            .iter()
+            .filter_map(|p| parse_shard_name(p.file_name()?.to_str()?))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// `<32 hex digits>.<shard index>`, as [`Drive::shard_path`] names files.
+fn parse_shard_name(name: &str) -> Option<(DataId, usize)> {
+    let (hex, shard) = name.split_once('.')?;
+    if shard.is_empty() || !shard.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((DataId::from_hex(hex)?, shard.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seams::FsDriveIo;
+
+    #[test]
+    fn list_shards_finds_what_create_committed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = Drive::open(0, dir.path(), Arc::new(FsDriveIo)).unwrap();
+        let (a, b) = (DataId([0xab; 16]), DataId([0x01; 16]));
+        for (id, shard) in [(a, 3), (b, 0), (a, 12)] {
+            let mut sink = drive.create(id, shard).unwrap();
+            sink.write_all(b"data").unwrap();
+            sink.commit().unwrap();
+        }
+        // Uncommitted writes and foreign files are not shards.
+        let _pending = drive.create(DataId([0x02; 16]), 0).unwrap();
+        let shards = dir.path().join("shards");
+        std::fs::write(shards.join("ab").join("notes.txt"), b"x").unwrap();
+        std::fs::write(shards.join("ab").join(format!("{}.x", a.to_hex())), b"x").unwrap();
+        assert_eq!(drive.list_shards().unwrap(), vec![(b, 0), (a, 3), (a, 12)]);
+        drive.remove(a, 3).unwrap();
+        assert_eq!(drive.list_shards().unwrap(), vec![(b, 0), (a, 12)]);
+    }
 }

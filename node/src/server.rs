@@ -78,6 +78,11 @@ pub struct RunOptions {
     /// How long the data of a replaced or deleted object outlives its manifest, so that reads
     /// and copies that loaded the old manifest just before can still finish.
     pub discard_grace: std::time::Duration,
+    /// Time between passes of the orphan sweep ([`crate::heal::orphans`]).
+    pub orphan_sweep_every: std::time::Duration,
+    /// How long the orphan sweep must have found a shard file unreferenced before it removes
+    /// it; longer than any write takes from its first shard commit to its manifest commit.
+    pub orphan_min_age: std::time::Duration,
 }
 
 /// [`RunOptions::discard_grace`] unless a test shortens it.
@@ -88,6 +93,8 @@ impl Default for RunOptions {
         Self {
             cipher: crate::pipeline::stream_cipher(),
             discard_grace: DISCARD_GRACE,
+            orphan_sweep_every: crate::heal::orphans::SWEEP_EVERY,
+            orphan_min_age: crate::heal::orphans::MIN_AGE,
         }
     }
 }
@@ -430,6 +437,15 @@ pub async fn assemble(
     if let Some(h) = &healer {
         tokio::spawn(h.clone().run(shutdown.clone()));
     }
+    // Every node sweeps its own drives, single or clustered.
+    let sweep = Arc::new(crate::heal::orphans::OrphanSweep::new(
+        meta.clone(),
+        drives.clone(),
+        metrics.clone(),
+        options.orphan_sweep_every,
+        options.orphan_min_age.max(options.discard_grace),
+    ));
+    tokio::spawn(sweep.run(shutdown.clone()));
     let rewrap = Arc::new(crate::rewrap::RewrapJobs::new(
         meta.clone(),
         key_handle.clone(),

@@ -370,4 +370,16 @@ impl DriveIo for SimDisk {
     fn device_id(&self, _path: &Path) -> io::Result<u64> {
         Ok(self.id)
     }
+
+    fn list_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut out: Vec<PathBuf> = self
+            .lock()
+            .visible
+            .keys()
+            .filter(|p| p.starts_with(dir) && p.as_path() != dir)
+            .cloned()
+            .collect();
+        out.sort();
+        Ok(out)
+    }
 }

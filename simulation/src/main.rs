@@ -182,6 +182,18 @@ fn run_seed(scenario: Scenario, seed: u64, trace: bool, once: bool) -> SeedResul
     (first, diverged)
 }
 
+/// Log lines carry the simulated time in milliseconds, as the trace does, so the two line up.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match turmoil::sim_elapsed() {
+            Some(t) => write!(w, "{:>10.3}", t.as_secs_f64() * 1000.0),
+            None => write!(w, "{:>10}", "-"),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(a) => a,
@@ -195,6 +207,7 @@ fn main() -> ExitCode {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_writer(std::io::stderr)
+            .with_timer(SimTime)
             .init();
     }
     let started = Instant::now();

@@ -22,10 +22,6 @@ use coffer_node::cluster_config::{ClusterSettings, Peer};
 use coffer_node::config::{Config, LogFormat};
 use coffer_node::seams::{Clock, DriveIo, ShardSink, ShardSource};
 use coffer_node::server::{assemble, AssembledNode, NodeSeams, RunOptions};
-
-/// Replaced data outlives its manifest this long: past the slowest read the workload makes, yet
-/// short enough that the deletions happen (and are checked) within a run.
-const DISCARD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 use http_body_util::{BodyExt as _, Full};
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
@@ -33,6 +29,16 @@ use zeroize::Zeroizing;
 use crate::disk::SimDisk;
 use crate::net::SimNet;
 use crate::s3wire::{WireRequest, WireResponse};
+
+/// Replaced data outlives its manifest this long: past the slowest read the workload makes, yet
+/// short enough that the deletions happen (and are checked) within a run.
+const DISCARD_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// The orphan sweep's interval and the age an unreferenced shard file must reach: the age
+/// beyond the longest a write here takes from its first shard commit to its manifest commit
+/// (several 5 s call timeouts; 6 s was seen to be too short), short enough that long runs see
+/// orphans removed. Production: 10 min and 1 h.
+const ORPHAN_SWEEP: std::time::Duration = std::time::Duration::from_secs(4);
+const ORPHAN_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(12);
 
 /// The channel a node's S3 service answers on.
 pub const S3_CHANNEL: &str = "sim/s3";
@@ -105,6 +111,9 @@ impl DriveIo for SimFs {
     }
     fn device_id(&self, path: &Path) -> std::io::Result<u64> {
         self.disk(path).device_id(path)
+    }
+    fn list_files(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        self.disk(dir).list_files(dir)
     }
 }
 
@@ -219,6 +228,8 @@ pub async fn start(
         seams,
         RunOptions {
             discard_grace: DISCARD_GRACE,
+            orphan_sweep_every: ORPHAN_SWEEP,
+            orphan_min_age: ORPHAN_MIN_AGE,
             ..RunOptions::default()
         },
         &CancellationToken::new(),

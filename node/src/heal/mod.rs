@@ -8,6 +8,7 @@
 //! (`rebuild.rs`); shards on an unreachable node wait for a later pass. The pace is bounded
 //! ([`SEGMENTS_PER_SEC`]), and a pass starts every [`PASS_EVERY`] or when woken.
 
+pub mod orphans;
 pub mod rebuild;
 
 use std::sync::{Arc, Mutex};

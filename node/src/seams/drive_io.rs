@@ -44,6 +44,8 @@ pub trait DriveIo: Send + Sync + 'static {
     fn read_file(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
     /// The device a directory lives on, to warn when several drives share one disk.
     fn device_id(&self, path: &Path) -> io::Result<u64>;
+    /// Every file under `dir`, in its subdirectories too, sorted; empty when `dir` is absent.
+    fn list_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
 }
 
 /// The real filesystem.
@@ -177,11 +179,55 @@ impl DriveIo for FsDriveIo {
             Err(e) => Err(e),
         }
     }
+
+    fn list_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            let entries = match fs::read_dir(&d) {
+                Ok(e) => e,
+                // Absent, or removed since it was listed.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    dirs.push(entry.path());
+                } else if kind.is_file() {
+                    out.push(entry.path());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_files_walks_subdirectories_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = FsDriveIo;
+        assert!(io
+            .list_files(&dir.path().join("absent"))
+            .unwrap()
+            .is_empty());
+        for name in ["b/2", "a/1", "a/c/3", "top"] {
+            io.write_file(&dir.path().join(name), b"x", 0o600).unwrap();
+        }
+        let got: Vec<String> = io
+            .list_files(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(got, ["a/1", "a/c/3", "b/2", "top"]);
+    }
 
     #[test]
     fn sink_is_invisible_until_commit_and_gone_if_dropped() {

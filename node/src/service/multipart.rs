@@ -208,7 +208,10 @@ impl NodeService {
                 })
             }
             Err(e) => {
-                self.discard_segments(std::slice::from_ref(&pm.segment));
+                // As for objects: an unknown outcome keeps the data for the orphan sweep.
+                if e.is_definite() {
+                    self.discard_segments(std::slice::from_ref(&pm.segment));
+                }
                 Err(meta_error(e))
             }
         }

@@ -256,7 +256,9 @@ impl NodeService {
                 })
             }
             Err(e) => {
-                if reuse == Reuse::NewData {
+                // A commit with an unknown outcome may still apply: its data stays, and the
+                // orphan sweep removes it if no manifest ever names it.
+                if reuse == Reuse::NewData && e.is_definite() {
                     self.discard_segments(&m.segments);
                 }
                 Err(match (e, reuse) {
