@@ -10,6 +10,7 @@
 
 pub mod orphans;
 pub mod rebuild;
+pub mod walk;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +31,6 @@ pub const PASS_EVERY: Duration = Duration::from_secs(5);
 pub const DEEP_EVERY: u64 = 12;
 /// Most segments checked per second.
 pub const SEGMENTS_PER_SEC: u32 = 500;
-const PAGE: usize = 256;
 
 /// What the healer has done, for the admin API.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -144,38 +144,23 @@ impl Healer {
         let pause = Duration::from_secs(1) / SEGMENTS_PER_SEC;
         let (mut checked, mut degraded) = (0u64, 0u64);
         let buckets = self.meta.list_buckets().await.map_err(|e| e.to_string())?;
-        for bucket in buckets {
-            let mut after: Option<String> = None;
-            loop {
-                let page = match self
-                    .meta
-                    .list_objects(&bucket.name, "", after.as_deref(), PAGE)
-                    .await
-                {
-                    Ok(p) => p,
-                    // Deleted meanwhile.
-                    Err(coffer_metadata::MetaError::NoSuchBucket) => break,
-                    Err(e) => return Err(e.to_string()),
+        let mut pages =
+            walk::ObjectPages::new(&self.meta, buckets.into_iter().map(|b| b.name).collect());
+        while let Some((bucket, page)) = pages.next().await.map_err(|e| e.to_string())? {
+            for (key, rec) in page {
+                let Ok(m) = manifest::decode_object(&rec.manifest) else {
+                    tracing::warn!(%bucket, %key, "unreadable manifest");
+                    continue;
                 };
-                let Some(last) = page.last().map(|(k, _)| k.clone()) else {
-                    break;
-                };
-                for (key, rec) in page {
-                    let Ok(m) = manifest::decode_object(&rec.manifest) else {
-                        tracing::warn!(bucket = %bucket.name, %key, "unreadable manifest");
-                        continue;
-                    };
-                    checked += 1;
-                    let mut whole = true;
-                    for seg in m.segments {
-                        whole &= self.check(seg, deep).await;
-                        tokio::time::sleep(pause).await;
-                    }
-                    if !whole {
-                        degraded += 1;
-                    }
+                checked += 1;
+                let mut whole = true;
+                for seg in m.segments {
+                    whole &= self.check(seg, deep).await;
+                    tokio::time::sleep(pause).await;
                 }
-                after = Some(last);
+                if !whole {
+                    degraded += 1;
+                }
             }
         }
         Ok((checked, degraded))

@@ -30,6 +30,7 @@ use coffer_metadata::{MetaError, MetaStore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::walk::{ObjectPages, PAGE};
 use crate::drive::{DataId, Drive};
 use crate::manifest;
 use crate::metrics::Metrics;
@@ -39,7 +40,6 @@ use crate::seams::stages;
 pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// How long a file must have been found unreferenced before it is removed.
 pub const MIN_AGE: Duration = Duration::from_secs(3600);
-const PAGE: usize = 256;
 
 /// One shard file: (drive index, data id, shard index).
 pub type ShardFile = (usize, DataId, usize);
@@ -282,29 +282,14 @@ impl OrphanSweep {
                 }
             }
         }
-        for bucket in &buckets {
-            let mut after: Option<String> = None;
-            loop {
-                let page = match self
-                    .meta
-                    .list_objects(&bucket.name, "", after.as_deref(), PAGE)
-                    .await
-                {
-                    Ok(p) => p,
-                    Err(MetaError::NoSuchBucket) => break,
-                    Err(e) => return Err(e.into()),
-                };
-                let Some((last, _)) = page.last() else {
-                    break;
-                };
-                after = Some(last.clone());
-                for (key, rec) in &page {
-                    let m = manifest::decode_object(&rec.manifest).map_err(|_| {
-                        SweepError::Manifest(format!("object {}/{key}", bucket.name))
-                    })?;
-                    for seg in &m.segments {
-                        forget(unreferenced, &seg.data_id);
-                    }
+        let names = buckets.into_iter().map(|b| b.name).collect();
+        let mut pages = ObjectPages::new(&self.meta, names);
+        while let Some((bucket, page)) = pages.next().await? {
+            for (key, rec) in &page {
+                let m = manifest::decode_object(&rec.manifest)
+                    .map_err(|_| SweepError::Manifest(format!("object {bucket}/{key}")))?;
+                for seg in &m.segments {
+                    forget(unreferenced, &seg.data_id);
                 }
             }
         }
