@@ -7,6 +7,7 @@
 #      data path on simulated drives), each run twice;
 #   4. SIM_CLUSTER_SEEDS (default 1..61) seeds of a cluster of three whole nodes whose shards
 #      travel over the simulated network (crashes, partitions, lossy links, a bad drive);
+#      then SIM_FIVE_SEEDS (default 1..31) seeds of five nodes (a 6 + 4 layout);
 #   5. the planted-bug build (feature `planted-bug`: the Raft log acknowledges entries before
 #      flushing them) must FAIL within SIM_BUG_SEEDS (default 1..41) of both scenarios with a
 #      non-linearizable history, or the checkers are blind; its failing seeds must replay to
@@ -23,6 +24,7 @@ seeds="${SIM_SEEDS:-1..201}"
 bug_seeds="${SIM_BUG_SEEDS:-1..41}"
 object_seeds="${SIM_OBJECT_SEEDS:-1..201}"
 cluster_seeds="${SIM_CLUSTER_SEEDS:-1..61}"
+five_seeds="${SIM_FIVE_SEEDS:-1..31}"
 limit="${SIM_TIMEOUT:-300}"
 
 cargo build --release -p coffer-simulation
@@ -44,6 +46,9 @@ timeout "$limit" "$sim" --objects --seeds "$object_seeds" --quiet --jobs 1
 
 echo "== $cluster_seeds seeds of a three-node cluster, determinism checked in-process"
 timeout "$limit" "$sim" --objects --nodes 3 --seeds "$cluster_seeds" --quiet --jobs 1
+
+echo "== $five_seeds seeds of a five-node cluster, determinism checked in-process"
+timeout "$limit" "$sim" --objects --nodes 5 --seeds "$five_seeds" --quiet --jobs 1
 
 echo "== planted bug must be found in $bug_seeds"
 # cargo keeps both builds of coffer-metadata and coffer-node side by side (features are part of

@@ -14,10 +14,10 @@
 #   build    cargo build --release -p coffer-node; exports COFFER_BIN=<target>/release/coffer
 #   rust     cargo nextest run --workspace --no-fail-fast (cargo test when nextest is missing):
 #            unit tests and node/tests/*.rs, which start COFFER_BIN
-#   sim      scripts/sim.sh: 200 seeds of the deterministic cluster simulation and 200 of the
-#            whole-node scenario (each run twice, hashes compared), one seed in two processes,
-#            and the planted-bug build, which must
-#            fail (docs/simulation.md)
+#   sim      scripts/sim.sh: 200 seeds of the deterministic metadata-cluster simulation, 200
+#            of the whole-node scenario, 60 of three whole nodes and 30 of five (each run
+#            twice, hashes compared), one seed in two processes, and the planted-bug build,
+#            which must fail (docs/simulation.md)
 #   python   .venv/bin/python -m pytest tests/python -q
 #   compose  scripts/compose-test.sh: the four-node docker-compose.yml cluster in real containers
 #            (runs whenever `docker info` succeeds; reported as not run otherwise)

@@ -130,10 +130,14 @@ impl ErasureConfig {
 
     /// Shards that must be durable before a write is acknowledged.
     ///
-    /// One more than `data` when data == parity, so two disjoint halves of the
-    /// set can never both hold a "successful" write (split brain on 2+2, 4+4...).
+    /// `data + 1` when there are at least two parity shards (Ceph's `min_size = k + 1`): a write
+    /// acknowledged with exactly `data` shards has no margin, so one drive lost before the healer
+    /// runs loses it while older objects, whose other shards are only unreachable, survive (the
+    /// five-node simulation found this, docs/simulation.md). With one parity shard a margin would
+    /// need every shard, so one drive out would stop all writes: such sets keep `data`, except
+    /// 1 + 1, where `data + 1` keeps two disjoint halves from both acknowledging a write.
     pub fn write_quorum(&self) -> usize {
-        if self.data == self.parity {
+        if self.parity >= 2 || self.data == self.parity {
             self.data + 1
         } else {
             self.data
@@ -233,11 +237,14 @@ mod tests {
             (c.read_quorum(), c.write_quorum())
         };
         assert_eq!(q(1, 0), (1, 1));
+        assert_eq!(q(1, 1), (1, 2));
         assert_eq!(q(2, 1), (2, 2));
         assert_eq!(q(2, 2), (2, 3));
-        assert_eq!(q(4, 2), (4, 4));
+        assert_eq!(q(3, 2), (3, 4));
+        assert_eq!(q(4, 2), (4, 5));
         assert_eq!(q(4, 4), (4, 5));
-        assert_eq!(q(12, 4), (12, 12));
+        assert_eq!(q(6, 4), (6, 7));
+        assert_eq!(q(12, 4), (12, 13));
     }
 
     #[test]

@@ -271,7 +271,8 @@ pub async fn run_layout(
     }
 }
 
-/// Logs once per layout when the erasure layout survives fewer node losses than Raft does.
+/// Logs once per layout when the erasure layout survives fewer node losses than Raft does, for
+/// reads (`parity` shards may be missing) or for writes (`width - write_quorum` may be).
 fn warn_if_fragile(
     shards: &ClusterShards,
     st: &coffer_metadata::MetaStatus,
@@ -288,22 +289,25 @@ fn warn_if_fragile(
         return;
     };
     let raft_losses = voters.saturating_sub(1) / 2;
-    let layout_losses = survivable_node_losses(&nodes, cfg.width(), cfg.parity);
-    if layout_losses < raft_losses {
+    let reads = survivable_node_losses(&nodes, cfg.width(), cfg.parity);
+    let writes = survivable_node_losses(&nodes, cfg.width(), cfg.width() - cfg.write_quorum());
+    if reads.min(writes) < raft_losses {
         tracing::warn!(
             nodes = nodes.len(),
             erasure = %format!("{}+{}", cfg.data, cfg.parity),
             raft_survives = raft_losses,
-            layout_survives = layout_losses,
+            reads_survive = reads,
+            writes_survive = writes,
             "the erasure layout survives fewer node losses than Raft: add drives or nodes, or \
              raise the parity (--cluster-parity)"
         );
     }
 }
 
-/// Node losses every object survives: parity divided by the most shards placement puts on one
-/// node (sampled over many object hashes, which covers every ranking of small clusters).
-pub fn survivable_node_losses(nodes: &[NodeRecord], width: usize, parity: usize) -> usize {
+/// Node losses every object survives when `missing` of its shards may be unavailable: that
+/// divided by the most shards placement puts on one node (sampled over many object hashes,
+/// which covers every ranking of small clusters).
+pub fn survivable_node_losses(nodes: &[NodeRecord], width: usize, missing: usize) -> usize {
     let pairs: Vec<(u64, usize)> = nodes.iter().map(|n| (n.id, n.drives)).collect();
     let mut most = 0;
     for h in 0..256u64 {
@@ -316,7 +320,7 @@ pub fn survivable_node_losses(nodes: &[NodeRecord], width: usize, parity: usize)
             most = most.max(p.iter().filter(|x| x.0 == n.0).count());
         }
     }
-    parity.checked_div(most).unwrap_or(0)
+    missing.checked_div(most).unwrap_or(0)
 }
 
 /// The admin API's view of the cluster from this node.
@@ -407,5 +411,7 @@ mod tests {
         // Three nodes, 4 drives in all, 3+1 (one node has two shards): one.
         assert_eq!(survivable_node_losses(&nodes(&[2, 1, 1]), 4, 1), 0);
         assert_eq!(survivable_node_losses(&[], 4, 2), 0);
+        // Writes of five single-drive nodes (3+2, write quorum 4) may miss one shard: one node.
+        assert_eq!(survivable_node_losses(&nodes(&[1; 5]), 5, 1), 1);
     }
 }

@@ -293,7 +293,7 @@ fn run_inner(cfg: &ObjectsConfig) -> Report {
 
     let mut nemesis = StdRng::seed_from_u64(sub_seed(cfg.seed, STREAM_NEMESIS));
     let mut plan: Option<Vec<(Duration, Fault)>> = None;
-    let mut out = nemesis::Impaired::default();
+    let mut out = nemesis::Impaired::new(nemesis::max_out(cfg.nodes));
     let mut faults = 0usize;
     let mut failure = None;
     loop {

@@ -1,7 +1,7 @@
 //! The whole-node scenario's nemesis: power loss and restart, flaky drives, bit flips, a full
 //! drive, a drive swapped for a blank one, clock jumps, and in a cluster partitions and lossy
-//! links — drawn before the run from its own stream, never more out at once than the parity
-//! covers.
+//! links — drawn before the run from its own stream, never more lost for good than the parity
+//! covers, and in five nodes and more two nodes out at once.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -43,8 +43,12 @@ pub(super) enum Fault {
 
 /// The nemesis' plan from `start` over `window`, then everything healed. A single node gets
 /// crashes and drive faults on two of its drives (the parity covers them); a cluster of
-/// `nodes` (3+3 over six drives) gets crashes and partitions of one node at a time and
-/// faults on one drive: never more than the parity's three shards out at once.
+/// `nodes` gets crashes and partitions ([`max_out`] nodes at a time) and faults on one drive.
+/// Three nodes (3+3 over six drives): one node's two shards and the bad drive, never more than
+/// the parity's three out at once. Five (6+4 over ten): two nodes and the bad drive may be out
+/// together, five shards, so a read may have to wait for a node; but a node that is out keeps
+/// its shards, so only the bad drive's one shard can be lost for good, and every write
+/// acknowledged at the write quorum (7) keeps at least six.
 pub(super) fn schedule(
     rng: &mut StdRng,
     start: Duration,
@@ -117,16 +121,41 @@ fn schedule_cluster(
     plan
 }
 
-/// What the nemesis has out of order: the node (index) that is down or cut off, and which.
-#[derive(Debug, Default)]
+/// Nodes the nemesis may have down or cut off at once in a cluster of `nodes`: a Raft
+/// minority, and one node at a time below five (the parity of 3+3 covers one node's shards and
+/// the bad drive).
+pub(super) fn max_out(nodes: usize) -> usize {
+    if nodes >= 5 {
+        2
+    } else {
+        1
+    }
+}
+
+/// What the nemesis has out of order: the nodes (indices) that are down, oldest first, and cut
+/// off.
+#[derive(Debug)]
 pub(super) struct Impaired {
-    down: Option<usize>,
-    isolated: Option<usize>,
+    down: std::collections::VecDeque<usize>,
+    isolated: Vec<usize>,
+    max_out: usize,
 }
 
 impl Impaired {
-    fn any(&self) -> bool {
-        self.down.is_some() || self.isolated.is_some()
+    /// Nothing out yet, at most `max_out` nodes at a time.
+    pub(super) fn new(max_out: usize) -> Self {
+        Self {
+            down: Default::default(),
+            isolated: Vec::new(),
+            max_out,
+        }
+    }
+
+    /// Whether node `n` may not go out now: it is out already, or the limit is reached.
+    fn refuses(&self, n: usize) -> bool {
+        self.down.len() + self.isolated.len() >= self.max_out
+            || self.down.contains(&n)
+            || self.isolated.contains(&n)
     }
 }
 
@@ -165,16 +194,17 @@ pub(super) fn apply(
     fault: Fault,
 ) -> String {
     match fault {
-        Fault::Crash(_) | Fault::Isolate(_) if out.any() => {
-            // One node out at a time: its two shards and one bad drive are the parity's three.
+        Fault::Crash(n) | Fault::Isolate(n) if out.refuses(n) => {
             if to.disks.len() == 1 {
                 "crash: already down".to_owned()
-            } else {
+            } else if out.max_out == 1 {
                 format!("{fault:?}: a node is already out")
+            } else {
+                format!("{fault:?}: out already or {} nodes out", out.max_out)
             }
         }
         Fault::Crash(n) => {
-            out.down = Some(n);
+            out.down.push_back(n);
             let disks = &to.disks[n];
             sim.crash(format!("n{}", n + 1));
             disks.fs.crash();
@@ -187,11 +217,15 @@ pub(super) fn apply(
             )
         }
         Fault::Restart | Fault::HealAll => {
-            let was_down = out.down.take();
-            if let Some(n) = was_down {
+            let back: Vec<usize> = if matches!(fault, Fault::HealAll) {
+                out.down.drain(..).collect()
+            } else {
+                out.down.pop_front().into_iter().collect()
+            };
+            for n in &back {
                 sim.bounce(format!("n{}", n + 1));
             }
-            let was_down = was_down.is_some();
+            let was_down = !back.is_empty();
             if matches!(fault, Fault::HealAll) {
                 for disks in to.disks {
                     for d in &disks.fs.drives {
@@ -200,7 +234,7 @@ pub(super) fn apply(
                     disks.clock.skew_ms.store(0, Ordering::Relaxed);
                 }
                 if to.disks.len() > 1 {
-                    out.isolated = None;
+                    out.isolated.clear();
                     to.net.heal();
                     to.net.set_faults(LinkFaults::default());
                 }
@@ -210,12 +244,12 @@ pub(super) fn apply(
             format!("restart (was down: {was_down})")
         }
         Fault::Isolate(n) => {
-            out.isolated = Some(n);
+            out.isolated.push(n);
             to.net.isolate(NODE + n as u64);
             format!("n{} cut off", n + 1)
         }
         Fault::Reconnect => {
-            out.isolated = None;
+            out.isolated.clear();
             to.net.heal();
             "links whole again".to_owned()
         }
