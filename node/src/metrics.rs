@@ -138,7 +138,7 @@ impl Metrics {
         let heal = Family::<CryptoLabels, Counter>::default();
         registry.register(
             "heal_events",
-            "Healer and orphan sweep events: segments_checked, shards_healed, heal_failures, scans, orphans_removed",
+            "Healer and orphan sweep events: segments_checked, shards_healed, shards_moved, heal_failures, scans, orphans_removed",
             heal.clone(),
         );
         let degraded = prometheus_client::metrics::gauge::Gauge::default();

@@ -460,6 +460,69 @@ async fn healed(c: &LocalCluster, since: (u64, u64), bound: Duration) -> serde_j
     }
 }
 
+/// A node removed for good (dead, then taken out with the admin API): the healer rebuilds its
+/// shards on the other nodes and records the new placement, so every object is back to four
+/// shards without it and survives losing two more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_of_a_removed_node_move_to_the_others() {
+    let c = LocalCluster::start(4, 1);
+    let bucket = bucket_name("moved");
+    create_bucket(&c.client(1), &bucket).await;
+    let mut objects = Vec::new();
+    for i in 0..6u64 {
+        let body = pseudo_random(200 * KIB + (i as usize) * 300 * KIB, 300 + i);
+        put_bytes(&c.client(1), &bucket, &format!("o{i}"), &body).await;
+        objects.push((format!("o{i}"), body));
+    }
+    let part1 = pseudo_random(5 * MIB, 310);
+    let part2 = pseudo_random(70 * KIB, 311);
+    multipart_put(&c.client(1), &bucket, "multi", &[&part1, &part2]).await;
+    objects.push(("multi".into(), [part1, part2].concat()));
+    let gone = c.root().join("node4");
+    let elsewhere = |c: &LocalCluster| {
+        let mut files = shard_files(c);
+        for f in files.values_mut() {
+            f.retain(|p| !p.starts_with(&gone));
+        }
+        files
+    };
+    let before = elsewhere(&c);
+    assert!(before.values().all(|f| f.len() == 3), "{before:?}");
+
+    c.kill(4);
+    // Through node 1, retried while a new leader may still be elected.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = c.admin(1, "DELETE", "/api/v1/cluster/nodes/4", b"").await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < until, "removing node 4: {}", r.brief());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let files = elsewhere(&c);
+        if files.len() == before.len() && files.values().all(|f| f.len() == 4) {
+            break files;
+        }
+        assert!(Instant::now() < until, "shards not moved: {files:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Two of the four gone (the parity): every object still reads, from every remaining node.
+    // Without the move only one shard would be left.
+    for (n, files) in after.values().enumerate() {
+        std::fs::remove_file(&files[n % 4]).unwrap();
+        std::fs::remove_file(&files[(n + 1) % 4]).unwrap();
+    }
+    for i in 1..=3 {
+        let client = c.client(i);
+        for (key, body) in &objects {
+            assert_same_bytes(&get_bytes(&client, &bucket, key).await, body, key);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restarted_nodes_are_healed_to_full_redundancy() {
     let c = LocalCluster::start(5, 1);

@@ -10,12 +10,14 @@
 
 pub mod orphans;
 pub mod rebuild;
+pub mod relocate;
 pub mod walk;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use coffer_metadata::MetaStore;
+use coffer_metadata::{MetaError, MetaStore, ObjectPrecondition, ObjectRecord};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,9 @@ pub const PASS_EVERY: Duration = Duration::from_secs(5);
 pub const DEEP_EVERY: u64 = 12;
 /// Most segments checked per second.
 pub const SEGMENTS_PER_SEC: u32 = 500;
+
+/// The Raft members and the layout (node id, drive count) a pass moves shards by.
+type Placement = (BTreeSet<u64>, Vec<(u64, usize)>);
 
 /// What the healer has done, for the admin API.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -49,6 +54,8 @@ pub struct HealStats {
     pub degraded_objects: u64,
     /// Shards rewritten since start.
     pub shards_healed: u64,
+    /// Shards moved off nodes that left the cluster since start (`relocate.rs`).
+    pub shards_moved: u64,
     /// Segments that could not be rebuilt (too few good shards) since start.
     pub heal_failures: u64,
 }
@@ -147,17 +154,27 @@ impl Healer {
         let mut pages =
             walk::ObjectPages::new(&self.meta, buckets.into_iter().map(|b| b.name).collect());
         while let Some((bucket, page)) = pages.next().await.map_err(|e| e.to_string())? {
+            let placement = self.placement();
             for (key, rec) in page {
                 let Ok(m) = manifest::decode_object(&rec.manifest) else {
                     tracing::warn!(%bucket, %key, "unreadable manifest");
                     continue;
                 };
                 checked += 1;
-                let mut whole = true;
-                for seg in m.segments {
-                    whole &= self.check(seg, deep).await;
-                    tokio::time::sleep(pause).await;
-                }
+                let whole = match &placement {
+                    Some((members, layout)) => {
+                        self.check_object(bucket, &key, &rec, m, members, layout, deep)
+                            .await
+                    }
+                    None => {
+                        let mut whole = true;
+                        for seg in m.segments {
+                            whole &= self.check(seg, deep).await;
+                            tokio::time::sleep(pause).await;
+                        }
+                        whole
+                    }
+                };
                 if !whole {
                     degraded += 1;
                 }
@@ -166,14 +183,85 @@ impl Healer {
         Ok((checked, degraded))
     }
 
+    /// In a cluster: the Raft members and the layout, to find shards on nodes that left.
+    /// `None` on a single node.
+    fn placement(&self) -> Option<Placement> {
+        let cluster = self.shards.cluster_side()?;
+        let members: BTreeSet<u64> = self.meta.status().members.iter().map(|m| m.id).collect();
+        let layout: Vec<(u64, usize)> = cluster.nodes().iter().map(|n| (n.id, n.drives)).collect();
+        Some((members, layout))
+    }
+
+    /// Checks and heals every segment of an object, moving shards off nodes that are not in
+    /// `members` (`relocate.rs`); true when all its shards are in place afterwards.
+    #[allow(clippy::too_many_arguments)]
+    async fn check_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        rec: &ObjectRecord,
+        m: manifest::ObjectManifest,
+        members: &BTreeSet<u64>,
+        layout: &[(u64, usize)],
+        deep: bool,
+    ) -> bool {
+        let pause = Duration::from_secs(1) / SEGMENTS_PER_SEC;
+        let mut whole = true;
+        let mut replaced = m.clone();
+        let mut moved_shards = 0u64;
+        for (i, seg) in m.segments.into_iter().enumerate() {
+            match relocate::replan(&seg, members, layout) {
+                None => whole &= self.check(seg, deep).await,
+                Some((planned, moved)) => match self.heal(&planned, deep).await {
+                    Some(h) if moved.iter().all(|s| h.healed.contains(s)) => {
+                        whole &= h.is_whole();
+                        moved_shards += moved.len() as u64;
+                        replaced.segments[i] = planned;
+                    }
+                    _ => whole = false,
+                },
+            }
+            tokio::time::sleep(pause).await;
+        }
+        if moved_shards == 0 {
+            return whole;
+        }
+        let new = ObjectRecord {
+            manifest: manifest::encode(&replaced),
+            ..rec.clone()
+        };
+        let unchanged = ObjectPrecondition::unchanged(rec);
+        match self
+            .meta
+            .put_object_if(bucket, key, new, Some(unchanged))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(%bucket, %key, moved = moved_shards, "moved shards off removed nodes");
+                self.metrics.record_heal("shards_moved", moved_shards);
+                self.update(|s| s.shards_moved += moved_shards);
+                whole
+            }
+            // Replaced or deleted meanwhile: the rebuilt files are unreferenced (orphan sweep).
+            Err(MetaError::PreconditionFailed | MetaError::NoSuchBucket) => true,
+            Err(e) => {
+                tracing::warn!(%bucket, %key, error = %e, "cannot record moved shards");
+                false
+            }
+        }
+    }
+
     /// Checks and heals one segment; true when all its shards are in place afterwards.
     async fn check(&self, seg: manifest::Segment, deep: bool) -> bool {
-        let stores = match self.shards.resolve(&seg) {
-            Ok(s) => s,
-            Err(_) => return false,
-        };
+        self.heal(&seg, deep).await.is_some_and(|h| h.is_whole())
+    }
+
+    /// Checks and heals one segment where `seg` places it: what was found and done, `None`
+    /// when it could not be healed.
+    async fn heal(&self, seg: &manifest::Segment, deep: bool) -> Option<rebuild::SegmentHealth> {
+        let stores = self.shards.resolve(seg).ok()?;
         let data_id = seg.data_id.clone();
-        let outcome = rebuild::check_and_heal(&seg, &stores, deep).await;
+        let outcome = rebuild::check_and_heal(seg, &stores, deep).await;
         self.metrics.record_heal("segments_checked", 1);
         match outcome {
             Ok(h) => {
@@ -183,13 +271,13 @@ impl Healer {
                         .record_heal("shards_healed", h.healed.len() as u64);
                     self.update(|s| s.shards_healed += h.healed.len() as u64);
                 }
-                h.is_whole()
+                Some(h)
             }
             Err(e) => {
                 tracing::warn!(%data_id, error = %e, "cannot heal segment");
                 self.metrics.record_heal("heal_failures", 1);
                 self.update(|s| s.heal_failures += 1);
-                false
+                None
             }
         }
     }
