@@ -451,7 +451,10 @@ async fn healed(c: &LocalCluster, since: (u64, u64), bound: Duration) -> serde_j
             if l != baseline_leader {
                 (baseline_leader, baseline) = (l, passes);
             }
-            if passes >= baseline + 2 && h["degraded_objects"].as_u64() == Some(0) {
+            if passes >= baseline + 2
+                && h["degraded_objects"].as_u64() == Some(0)
+                && h["degraded_parts"].as_u64() == Some(0)
+            {
                 return h.clone();
             }
             assert!(Instant::now() < until, "not healed within {bound:?}: {h}");
@@ -541,6 +544,29 @@ async fn restarted_nodes_are_healed_to_full_redundancy() {
     let part2 = pseudo_random(33 * KIB, 201);
     multipart_put(&writer, &bucket, "multi", &[&part1, &part2]).await;
     objects.push(("multi".into(), [part1, part2].concat()));
+    // An upload left in progress: its part is healed too, before it completes.
+    let pending = writer
+        .create_multipart_upload()
+        .bucket(&bucket)
+        .key("pending")
+        .send()
+        .await
+        .unwrap();
+    let upload_id = pending.upload_id().unwrap().to_owned();
+    let pending_body = pseudo_random(700 * KIB, 202);
+    let part = writer
+        .upload_part()
+        .bucket(&bucket)
+        .key("pending")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(aws_sdk_s3::primitives::ByteStream::from(
+            pending_body.clone(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let pending_etag = part.e_tag().unwrap().to_owned();
     // Written below full redundancy: 4 of 5 shards each.
     let before = shard_files(&c);
     assert!(before.values().all(|f| f.len() == 4), "{before:?}");
@@ -562,11 +588,31 @@ async fn restarted_nodes_are_healed_to_full_redundancy() {
         after.values().all(|f| f.len() == 5),
         "not fully healed: {after:?}"
     );
-    // Full redundancy again: losing two healthy shards (the parity) per segment loses nothing.
+    assert_eq!(after.len(), before.len(), "{after:?}");
+    // Full redundancy again, the pending part's too: losing two healthy shards (the parity) per
+    // segment loses nothing.
     for (n, files) in after.values().enumerate() {
         std::fs::remove_file(&files[n % files.len()]).unwrap();
         std::fs::remove_file(&files[(n + 1) % files.len()]).unwrap();
     }
+    let done = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(1)
+                .e_tag(pending_etag)
+                .build(),
+        )
+        .build();
+    writer
+        .complete_multipart_upload()
+        .bucket(&bucket)
+        .key("pending")
+        .upload_id(&upload_id)
+        .multipart_upload(done)
+        .send()
+        .await
+        .unwrap();
+    objects.push(("pending".into(), pending_body));
     for i in 1..=5 {
         let client = c.client(i);
         for (key, body) in &objects {

@@ -2,8 +2,8 @@
 //! down, lost or corrupt shard files.
 //!
 //! The Raft leader runs it (one healer per cluster, so two nodes never rebuild the same shard).
-//! Each pass walks every object manifest in key order and checks each segment's shards where
-//! the manifest places them: a stat per shard, and on every [`DEEP_EVERY`]th pass a scrub that
+//! Each pass walks every object manifest in key order, then every part of an upload in
+//! progress, and checks each segment's shards where the manifest places them: a stat per shard, and on every [`DEEP_EVERY`]th pass a scrub that
 //! reads every block and verifies its CRC32C. Bad shards are rebuilt from k good ones
 //! (`rebuild.rs`); shards on an unreachable node wait for a later pass. The pace is bounded
 //! ([`SEGMENTS_PER_SEC`]), and a pass starts every [`PASS_EVERY`] or when woken.
@@ -34,6 +34,18 @@ pub const DEEP_EVERY: u64 = 12;
 /// Most segments checked per second.
 pub const SEGMENTS_PER_SEC: u32 = 500;
 
+/// What one pass found.
+struct PassCounts {
+    /// Objects checked.
+    checked: u64,
+    /// Objects still below full redundancy.
+    degraded: u64,
+    /// Parts of uploads in progress checked.
+    parts: u64,
+    /// Parts still below full redundancy.
+    degraded_parts: u64,
+}
+
 /// The Raft members and the layout (node id, drive count) a pass moves shards by.
 type Placement = (BTreeSet<u64>, Vec<(u64, usize)>);
 
@@ -52,6 +64,10 @@ pub struct HealStats {
     pub objects_checked: u64,
     /// Objects below full redundancy after the last completed pass.
     pub degraded_objects: u64,
+    /// Parts of uploads in progress checked in the last completed pass.
+    pub parts_checked: u64,
+    /// Parts of uploads in progress below full redundancy after the last completed pass.
+    pub degraded_parts: u64,
     /// Shards rewritten since start.
     pub shards_healed: u64,
     /// Shards moved off nodes that left the cluster since start (`relocate.rs`).
@@ -122,7 +138,12 @@ impl Healer {
                 r = self.pass(deep) => r,
             };
             match result {
-                Ok((checked, degraded)) => {
+                Ok(PassCounts {
+                    checked,
+                    degraded,
+                    parts,
+                    degraded_parts,
+                }) => {
                     let now = self.clock.now_ms();
                     self.metrics.record_heal("scans", 1);
                     self.metrics.set_degraded(degraded);
@@ -133,9 +154,17 @@ impl Healer {
                         s.last_pass_ms = Some(now);
                         s.objects_checked = checked;
                         s.degraded_objects = degraded;
+                        s.parts_checked = parts;
+                        s.degraded_parts = degraded_parts;
                     });
-                    if degraded > 0 {
-                        tracing::info!(degraded, checked, "heal pass left objects degraded");
+                    if degraded + degraded_parts > 0 {
+                        tracing::info!(
+                            degraded,
+                            checked,
+                            degraded_parts,
+                            parts,
+                            "heal pass left objects or parts degraded"
+                        );
                     }
                 }
                 Err(e) => {
@@ -146,13 +175,13 @@ impl Healer {
         }
     }
 
-    /// One pass over every object: (objects checked, objects still degraded).
-    async fn pass(&self, deep: bool) -> Result<(u64, u64), String> {
+    /// One pass over every object, then every part of an upload in progress.
+    async fn pass(&self, deep: bool) -> Result<PassCounts, String> {
         let pause = Duration::from_secs(1) / SEGMENTS_PER_SEC;
         let (mut checked, mut degraded) = (0u64, 0u64);
         let buckets = self.meta.list_buckets().await.map_err(|e| e.to_string())?;
-        let mut pages =
-            walk::ObjectPages::new(&self.meta, buckets.into_iter().map(|b| b.name).collect());
+        let names: Vec<String> = buckets.into_iter().map(|b| b.name).collect();
+        let mut pages = walk::ObjectPages::new(&self.meta, names.clone());
         while let Some((bucket, page)) = pages.next().await.map_err(|e| e.to_string())? {
             let placement = self.placement();
             for (key, rec) in page {
@@ -180,7 +209,29 @@ impl Healer {
                 }
             }
         }
-        Ok((checked, degraded))
+        // Parts are healed where they are; moving them off removed nodes waits for their
+        // upload to complete (the object's segments then move).
+        let (mut parts, mut degraded_parts) = (0u64, 0u64);
+        let mut uploads = walk::UploadParts::new(&self.meta, names);
+        while let Some((upload_id, page)) = uploads.next().await.map_err(|e| e.to_string())? {
+            for p in page {
+                let Ok(pm) = manifest::decode_part(&p.manifest) else {
+                    tracing::warn!(%upload_id, part = p.part_number, "unreadable part manifest");
+                    continue;
+                };
+                parts += 1;
+                if !self.check(pm.segment, deep).await {
+                    degraded_parts += 1;
+                }
+                tokio::time::sleep(pause).await;
+            }
+        }
+        Ok(PassCounts {
+            checked,
+            degraded,
+            parts,
+            degraded_parts,
+        })
     }
 
     /// In a cluster: the Raft members and the layout, to find shards on nodes that left.

@@ -30,7 +30,7 @@ use coffer_metadata::{MetaError, MetaStore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::walk::{ObjectPages, PAGE};
+use super::walk::{ObjectPages, UploadParts};
 use crate::drive::{DataId, Drive};
 use crate::manifest;
 use crate::metrics::Metrics;
@@ -234,55 +234,17 @@ impl OrphanSweep {
             }
         };
         let buckets = self.meta.list_buckets().await?;
+        let names: Vec<String> = buckets.into_iter().map(|b| b.name).collect();
         // Uploads first (see the module docs).
-        for bucket in &buckets {
-            let mut after: Option<(String, String)> = None;
-            loop {
-                let marker = after
-                    .as_ref()
-                    .map(|(k, id)| (k.as_str(), Some(id.as_str())));
-                let page = match self
-                    .meta
-                    .list_uploads_after(&bucket.name, "", marker, PAGE)
-                    .await
-                {
-                    Ok(p) => p,
-                    // Deleted meanwhile, so it was empty.
-                    Err(MetaError::NoSuchBucket) => break,
-                    Err(e) => return Err(e.into()),
-                };
-                let Some(last) = page.last() else {
-                    break;
-                };
-                after = Some((last.key.clone(), last.upload_id.clone()));
-                for up in &page {
-                    let mut after_part = 0;
-                    loop {
-                        let parts =
-                            match self.meta.list_parts(&up.upload_id, after_part, PAGE).await {
-                                Ok(p) => p,
-                                // Completed (its parts are in an object, read below) or aborted.
-                                Err(MetaError::NoSuchUpload) => break,
-                                Err(e) => return Err(e.into()),
-                            };
-                        let Some(last) = parts.last() else {
-                            break;
-                        };
-                        after_part = last.part_number;
-                        for p in &parts {
-                            let pm = manifest::decode_part(&p.manifest).map_err(|_| {
-                                SweepError::Manifest(format!(
-                                    "part {} of upload {}",
-                                    p.part_number, up.upload_id
-                                ))
-                            })?;
-                            forget(unreferenced, &pm.segment.data_id);
-                        }
-                    }
-                }
+        let mut parts = UploadParts::new(&self.meta, names.clone());
+        while let Some((upload_id, page)) = parts.next().await? {
+            for p in &page {
+                let pm = manifest::decode_part(&p.manifest).map_err(|_| {
+                    SweepError::Manifest(format!("part {} of upload {upload_id}", p.part_number))
+                })?;
+                forget(unreferenced, &pm.segment.data_id);
             }
         }
-        let names = buckets.into_iter().map(|b| b.name).collect();
         let mut pages = ObjectPages::new(&self.meta, names);
         while let Some((bucket, page)) = pages.next().await? {
             for (key, rec) in &page {
