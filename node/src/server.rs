@@ -424,19 +424,16 @@ pub async fn assemble(
     };
     let observer = Arc::new(Observer::new(metrics.clone(), audit));
     let shards = Arc::new(shards);
-    // The healer runs in cluster mode (on the Raft leader); a single node's drives are checked
-    // by reads and rebuilt by the operator for now.
-    let healer = cluster.as_ref().map(|_| {
-        Arc::new(crate::heal::Healer::new(
-            meta.clone(),
-            shards.clone(),
-            metrics.clone(),
-            clock.clone(),
-        ))
-    });
-    if let Some(h) = &healer {
-        tokio::spawn(h.clone().run(shutdown.clone()));
-    }
+    // The healer runs on the Raft leader: in a cluster one node rebuilds at a time; a single
+    // node is its own leader and heals its own drives.
+    let healer = Arc::new(crate::heal::Healer::new(
+        meta.clone(),
+        shards.clone(),
+        metrics.clone(),
+        clock.clone(),
+    ));
+    tokio::spawn(healer.clone().run(shutdown.clone()));
+    let healer = Some(healer);
     // Every node sweeps its own drives, single or clustered.
     let sweep = Arc::new(crate::heal::orphans::OrphanSweep::new(
         meta.clone(),

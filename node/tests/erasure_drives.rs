@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::Client;
 use common::*;
@@ -256,4 +256,37 @@ async fn too_many_bad_shards_is_an_error_not_wrong_bytes() {
         }
         Err(e) => eprintln!("GET failed as it may: {}", err_text(&e)),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_rebuilds_lost_shards_by_itself() {
+    let (server, s3, bucket) = four_drive_server().await;
+    let body = pseudo_random(2 * MIB + 321, 99);
+    let shards = put_and_find_shards(&server, &s3, &bucket, "obj", &body).await;
+    let lost = shards[0].clone();
+    assert!(!lost.is_empty());
+    for f in &lost {
+        fs::remove_file(f).unwrap();
+    }
+    // No read wakes it: the healer's pass (every 5 s) finds them.
+    let until = Instant::now() + Duration::from_secs(30);
+    while !lost.iter().all(|f| f.exists()) {
+        assert!(Instant::now() < until, "not rebuilt: {lost:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The rebuilt shards are right: with two other drives' shards gone, they and drive 4's
+    // are all that is left (k = 2).
+    for files in &shards[1..3] {
+        for f in files {
+            fs::remove_file(f).unwrap();
+        }
+    }
+    assert_get_identical(
+        &s3,
+        &bucket,
+        "obj",
+        &body,
+        "from the rebuilt shards and drive 4",
+    )
+    .await;
 }

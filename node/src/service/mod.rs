@@ -40,7 +40,7 @@ pub struct NodeService {
     pub(crate) shards: Arc<crate::shards::ShardMap>,
     /// Cluster membership (admin API); `None` on a single node.
     pub(crate) cluster: Option<Arc<crate::cluster::ClusterNode>>,
-    /// The healer (cluster mode).
+    /// The healer (every node runs one; it acts while the node leads).
     pub(crate) healer: Option<Arc<crate::heal::Healer>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) entropy: Arc<dyn Entropy>,

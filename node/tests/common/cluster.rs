@@ -232,3 +232,28 @@ impl Drop for LocalCluster {
         let _ = self.run(&["stop", root.to_str().unwrap_or_default()]);
     }
 }
+
+/// A PUT that must succeed, retried while a leader change settles (bounded).
+pub async fn put_eventually(client: &Client, bucket: &str, key: &str, body: &[u8]) {
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => return,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "PUT {key} kept failing: {}",
+                    super::err_text(&e)
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
