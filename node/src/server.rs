@@ -433,7 +433,6 @@ pub async fn assemble(
         clock.clone(),
     ));
     tokio::spawn(healer.clone().run(shutdown.clone()));
-    let healer = Some(healer);
     // Every node sweeps its own drives, single or clustered.
     let sweep = Arc::new(crate::heal::orphans::OrphanSweep::new(
         meta.clone(),

@@ -3,8 +3,9 @@
 //!
 //! The Raft leader runs it (one healer per cluster, so two nodes never rebuild the same shard).
 //! Each pass walks every object manifest in key order, then every part of an upload in
-//! progress, and checks each segment's shards where the manifest places them: a stat per shard, and on every [`DEEP_EVERY`]th pass a scrub that
-//! reads every block and verifies its CRC32C. Bad shards are rebuilt from k good ones
+//! progress, and checks each segment's shards where the manifest places them: a stat per
+//! shard, and on every [`DEEP_EVERY`]th pass a scrub that reads every block and verifies its
+//! CRC32C. Bad shards are rebuilt from k good ones
 //! (`rebuild.rs`); shards on an unreachable node wait for a later pass. The pace is bounded
 //! ([`SEGMENTS_PER_SEC`]), and a pass starts every [`PASS_EVERY`] or when woken.
 
@@ -33,6 +34,8 @@ pub const PASS_EVERY: Duration = Duration::from_secs(5);
 pub const DEEP_EVERY: u64 = 12;
 /// Most segments checked per second.
 pub const SEGMENTS_PER_SEC: u32 = 500;
+/// The pause after each segment that keeps the pace.
+const PAUSE: Duration = Duration::from_micros(1_000_000 / SEGMENTS_PER_SEC as u64);
 
 /// What one pass found.
 struct PassCounts {
@@ -177,7 +180,6 @@ impl Healer {
 
     /// One pass over every object, then every part of an upload in progress.
     async fn pass(&self, deep: bool) -> Result<PassCounts, String> {
-        let pause = Duration::from_secs(1) / SEGMENTS_PER_SEC;
         let (mut checked, mut degraded) = (0u64, 0u64);
         let buckets = self.meta.list_buckets().await.map_err(|e| e.to_string())?;
         let names: Vec<String> = buckets.into_iter().map(|b| b.name).collect();
@@ -190,20 +192,9 @@ impl Healer {
                     continue;
                 };
                 checked += 1;
-                let whole = match &placement {
-                    Some((members, layout)) => {
-                        self.check_object(bucket, &key, &rec, m, members, layout, deep)
-                            .await
-                    }
-                    None => {
-                        let mut whole = true;
-                        for seg in m.segments {
-                            whole &= self.check(seg, deep).await;
-                            tokio::time::sleep(pause).await;
-                        }
-                        whole
-                    }
-                };
+                let whole = self
+                    .check_object(bucket, &key, &rec, m, placement.as_ref(), deep)
+                    .await;
                 if !whole {
                     degraded += 1;
                 }
@@ -220,10 +211,10 @@ impl Healer {
                     continue;
                 };
                 parts += 1;
-                if !self.check(pm.segment, deep).await {
+                if !self.check(&pm.segment, deep).await {
                     degraded_parts += 1;
                 }
-                tokio::time::sleep(pause).await;
+                tokio::time::sleep(PAUSE).await;
             }
         }
         Ok(PassCounts {
@@ -243,39 +234,44 @@ impl Healer {
         Some((members, layout))
     }
 
-    /// Checks and heals every segment of an object, moving shards off nodes that are not in
-    /// `members` (`relocate.rs`); true when all its shards are in place afterwards.
-    #[allow(clippy::too_many_arguments)]
+    /// Checks and heals every segment of an object and, in a cluster, moves shards off nodes
+    /// that are not among `placement`'s members (`relocate.rs`); true when all its shards are
+    /// in place afterwards.
     async fn check_object(
         &self,
         bucket: &str,
         key: &str,
         rec: &ObjectRecord,
         m: manifest::ObjectManifest,
-        members: &BTreeSet<u64>,
-        layout: &[(u64, usize)],
+        placement: Option<&Placement>,
         deep: bool,
     ) -> bool {
-        let pause = Duration::from_secs(1) / SEGMENTS_PER_SEC;
         let mut whole = true;
-        let mut replaced = m.clone();
         let mut moved_shards = 0u64;
-        for (i, seg) in m.segments.into_iter().enumerate() {
-            match relocate::replan(&seg, members, layout) {
+        // Segments whose shards were rebuilt on new drives: (index, new placement).
+        let mut relocated = Vec::new();
+        for (i, seg) in m.segments.iter().enumerate() {
+            let plan =
+                placement.and_then(|(members, layout)| relocate::replan(seg, members, layout));
+            match plan {
                 None => whole &= self.check(seg, deep).await,
                 Some((planned, moved)) => match self.heal(&planned, deep).await {
                     Some(h) if moved.iter().all(|s| h.healed.contains(s)) => {
                         whole &= h.is_whole();
                         moved_shards += moved.len() as u64;
-                        replaced.segments[i] = planned;
+                        relocated.push((i, planned));
                     }
                     _ => whole = false,
                 },
             }
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep(PAUSE).await;
         }
-        if moved_shards == 0 {
+        if relocated.is_empty() {
             return whole;
+        }
+        let mut replaced = m;
+        for (i, seg) in relocated {
+            replaced.segments[i] = seg;
         }
         let new = ObjectRecord {
             manifest: manifest::encode(&replaced),
@@ -303,8 +299,8 @@ impl Healer {
     }
 
     /// Checks and heals one segment; true when all its shards are in place afterwards.
-    async fn check(&self, seg: manifest::Segment, deep: bool) -> bool {
-        self.heal(&seg, deep).await.is_some_and(|h| h.is_whole())
+    async fn check(&self, seg: &manifest::Segment, deep: bool) -> bool {
+        self.heal(seg, deep).await.is_some_and(|h| h.is_whole())
     }
 
     /// Checks and heals one segment where `seg` places it: what was found and done, `None`

@@ -33,9 +33,7 @@ impl NodeService {
 
     fn cluster_status(&self, shards: &crate::shards::remote::ClusterShards) -> serde_json::Value {
         let mut v = crate::cluster::status_json(&self.meta, shards, &self.drives);
-        if let Some(h) = &self.healer {
-            v["heal"] = serde_json::to_value(h.stats()).unwrap_or_default();
-        }
+        v["heal"] = serde_json::to_value(self.healer.stats()).unwrap_or_default();
         v
     }
 }

@@ -41,7 +41,7 @@ pub struct NodeService {
     /// Cluster membership (admin API); `None` on a single node.
     pub(crate) cluster: Option<Arc<crate::cluster::ClusterNode>>,
     /// The healer (every node runs one; it acts while the node leads).
-    pub(crate) healer: Option<Arc<crate::heal::Healer>>,
+    pub(crate) healer: Arc<crate::heal::Healer>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) entropy: Arc<dyn Entropy>,
     pub(crate) metrics: Arc<Metrics>,

@@ -130,9 +130,7 @@ impl NodeService {
         self.metrics.record_encrypt(written.segment.plain_len);
         if !written.failed_shards.is_empty() {
             tracing::warn!(data_id = %written.segment.data_id, failed = ?written.failed_shards, "segment written below full redundancy");
-            if let Some(h) = &self.healer {
-                h.wake();
-            }
+            self.healer.wake();
         }
         Ok(written)
     }

@@ -43,7 +43,7 @@ struct Cursor {
     bucket: String,
     key: String,
     shards: Arc<crate::shards::ShardMap>,
-    healer: Option<Arc<crate::heal::Healer>>,
+    healer: Arc<crate::heal::Healer>,
     metrics: Arc<Metrics>,
     pos: u64,
     end: u64,
@@ -85,10 +85,8 @@ impl Cursor {
             let last = seg_end / PACKAGE_SIZE as u64;
             let stores = self.shards.resolve(segment)?;
             let mut reader = SegmentReader::new(segment.clone(), self.cipher.opener(key), &stores)?;
-            if let Some(h) = &self.healer {
-                let h = h.clone();
-                reader = reader.on_degraded(Arc::new(move || h.wake()));
-            }
+            let h = self.healer.clone();
+            reader = reader.on_degraded(Arc::new(move || h.wake()));
             self.reader = Some(reader.packages(first, last));
         }
         let Some(reader) = self.reader.as_mut() else {
