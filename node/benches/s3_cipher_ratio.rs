@@ -14,12 +14,19 @@
 //! Efficiency: the AEAD's own single-core throughput is measured in the same run; the serial
 //! bound is the no-op throughput with the AEAD added in series (1 / (1/no-op + 1/AEAD)), the
 //! parallel bound min(no-op, AEAD) (cipher fully overlapped with everything else).
+//!
+//! CPU: each timed request also records the process's CPU time, so every cell reports CPU
+//! milliseconds per MiB for both variants and how many of the machine's cores the no-op run
+//! kept busy — whether the cipher had idle cores to hide in. "GET lean" reads each object once
+//! more through a presigned URL with a bare HTTP reader, to tell the SDK client's share of the
+//! CPU from the server's.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
@@ -33,6 +40,7 @@ use coffer_node::config::{Config, LogFormat};
 use coffer_node::pipeline::{CipherFactory, PackageOpener, StreamSealer};
 use coffer_node::server::{run_with, RunOptions};
 use md5::{Digest, Md5};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const MIB: usize = 1 << 20;
@@ -232,14 +240,51 @@ fn mibs(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / MIB as f64 / d.as_secs_f64()
 }
 
-/// Timings of one cell: per object, (real, no-op) seconds.
+/// One object's timings on both servers: index 0 real cipher, 1 no-op.
+#[derive(Clone, Copy, Default)]
+struct Pair {
+    /// Wall seconds.
+    wall: [f64; 2],
+    /// CPU seconds of this whole process (client and both servers) over the same span.
+    cpu: [f64; 2],
+}
+
+/// Wall and process CPU time since it started.
+struct Stopwatch {
+    wall: Instant,
+    cpu: Duration,
+}
+
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self {
+            cpu: process_cpu(),
+            wall: Instant::now(),
+        }
+    }
+
+    /// Records the elapsed times into `pair` as variant `v`.
+    fn stop(self, pair: &mut Pair, v: usize) {
+        pair.wall[v] = self.wall.elapsed().as_secs_f64();
+        pair.cpu[v] = (process_cpu() - self.cpu).as_secs_f64();
+    }
+}
+
+/// Timings of one cell, one pair per object.
 #[derive(Default)]
 struct Pairs {
-    put: Vec<(f64, f64)>,
+    put: Vec<Pair>,
     /// From the page cache, right after the PUTs.
-    get: Vec<(f64, f64)>,
+    get: Vec<Pair>,
     /// After the shard files were dropped from the page cache.
-    get_cold: Vec<(f64, f64)>,
+    get_cold: Vec<Pair>,
+    /// From the page cache, read through a presigned URL by a minimal HTTP reader.
+    get_lean: Vec<Pair>,
 }
 
 async fn put_one(c: &Client, bucket: &str, key: &str, sse: Sse, body: Bytes, ck: &CustomerKey) {
@@ -283,6 +328,78 @@ async fn get_one(c: &Client, bucket: &str, key: &str, sse: Sse, body: &Bytes, ck
     assert_eq!(got, body.len());
 }
 
+/// A presigned GET of the object: signed before the clock starts, so that what is timed is the
+/// server's work and a socket read.
+async fn presign_get(c: &Client, bucket: &str, key: &str, sse: Sse, ck: &CustomerKey) -> Lean {
+    let mut req = c.get_object().bucket(bucket).key(key);
+    if sse == Sse::C {
+        req = req
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(&ck.b64)
+            .sse_customer_key_md5(&ck.md5);
+    }
+    let p = req
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(600)).expect("expiry"))
+        .await
+        .expect("presign GET");
+    let rest = p.uri().strip_prefix("http://").expect("http URL");
+    let slash = rest.find('/').expect("path");
+    let (addr, path) = rest.split_at(slash);
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in p.headers() {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    Lean {
+        addr: addr.parse().expect("socket address"),
+        head,
+    }
+}
+
+/// A signed GET ready to send with [`get_lean`].
+struct Lean {
+    addr: SocketAddr,
+    head: String,
+}
+
+/// Sends a presigned GET over a fresh connection and reads the response into one reused 256 KiB
+/// buffer: the client's CPU cost is the socket read alone, as far as a client can get from a
+/// server on other machines while sharing its two cores. Checks the status, the length and the
+/// first bytes.
+async fn get_lean(req: &Lean, body: &Bytes, buf: &mut [u8]) {
+    let mut s = tokio::net::TcpStream::connect(req.addr)
+        .await
+        .expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.write_all(req.head.as_bytes()).await.expect("send GET");
+    let mut filled = 0;
+    let header_end = loop {
+        let n = s.read(&mut buf[filled..]).await.expect("read head");
+        assert!(n > 0, "connection closed inside the response head");
+        filled += n;
+        if let Some(i) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = std::str::from_utf8(&buf[..header_end]).expect("ASCII head");
+    assert!(head.starts_with("HTTP/1.1 200"), "lean GET: {head}");
+    let n = body.len().min(4096).min(filled - header_end);
+    assert_eq!(
+        &buf[header_end..header_end + n],
+        &body[..n],
+        "GET returned other bytes"
+    );
+    let mut got = filled - header_end;
+    loop {
+        let n = s.read(buf).await.expect("read body");
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    assert_eq!(got, body.len(), "lean GET length");
+}
+
 /// PUTs, then GETs, `count` objects of `size` bytes to the real and the no-op server in turn,
 /// object by object (real first on even objects, no-op first on odd ones), so that whatever
 /// else the machine is doing hits both variants alike; then GETs each again with the server's
@@ -303,38 +420,50 @@ async fn paired(
     let order = |i: usize| if i.is_multiple_of(2) { [0, 1] } else { [1, 0] };
     for i in 0..count {
         let key = format!("o{size}-{i}");
-        let mut t = [0.0; 2];
+        let mut t = Pair::default();
         for v in order(i) {
-            let start = Instant::now();
+            let sw = Stopwatch::start();
             put_one(&clients[v], bucket, &key, sse, body.clone(), &ck).await;
-            t[v] = start.elapsed().as_secs_f64();
+            sw.stop(&mut t, v);
         }
-        out.put.push((t[0], t[1]));
+        out.put.push(t);
     }
     for i in 0..count {
         let key = format!("o{size}-{i}");
-        let mut t = [0.0; 2];
+        let mut t = Pair::default();
         for v in order(i) {
-            let start = Instant::now();
+            let sw = Stopwatch::start();
             get_one(&clients[v], bucket, &key, sse, &body, &ck).await;
-            t[v] = start.elapsed().as_secs_f64();
+            sw.stop(&mut t, v);
         }
-        out.get.push((t[0], t[1]));
+        out.get.push(t);
+    }
+    let mut buf = vec![0u8; 256 * 1024];
+    for i in 0..count {
+        let key = format!("o{size}-{i}");
+        let mut t = Pair::default();
+        for v in order(i) {
+            let req = presign_get(&clients[v], bucket, &key, sse, &ck).await;
+            let sw = Stopwatch::start();
+            get_lean(&req, &body, &mut buf).await;
+            sw.stop(&mut t, v);
+        }
+        out.get_lean.push(t);
     }
     for i in 0..count {
         let key = format!("o{size}-{i}");
-        let mut t = [0.0; 2];
+        let mut t = Pair::default();
         for v in order(i) {
             let evicted = servers[v].evict_drives();
             assert!(
                 evicted >= size as u64,
                 "the object's shard files were not found"
             );
-            let start = Instant::now();
+            let sw = Stopwatch::start();
             get_one(&clients[v], bucket, &key, sse, &body, &ck).await;
-            t[v] = start.elapsed().as_secs_f64();
+            sw.stop(&mut t, v);
         }
-        out.get_cold.push((t[0], t[1]));
+        out.get_cold.push(t);
     }
     for i in 0..count {
         for c in clients {
@@ -413,15 +542,30 @@ struct Cell {
     pairs: Pairs,
 }
 
-/// (real MiB/s, no-op MiB/s, ratio): throughputs over the total time of each variant; the
-/// ratio is the median of the per-object ratios (robust against a single stalled request).
-fn summarize(pairs: &[(f64, f64)], size: usize) -> (f64, f64, f64) {
-    let (real, noop): (f64, f64) = pairs
-        .iter()
-        .fold((0.0, 0.0), |(a, b), (r, n)| (a + r, b + n));
-    let bytes = (size * pairs.len()) as f64 / MIB as f64;
-    let mut ratios: Vec<f64> = pairs.iter().map(|(r, n)| n / r).collect();
-    (bytes / real, bytes / noop, median(&mut ratios))
+/// What one cell's pairs add up to.
+struct Summary {
+    /// Throughputs over the total wall time of each variant, MiB/s.
+    real: f64,
+    noop: f64,
+    /// Median of the per-object ratios no-op time ÷ real time (robust against one stalled
+    /// request).
+    ratio: f64,
+    /// Process CPU milliseconds per MiB, client included.
+    cpu_real: f64,
+    cpu_noop: f64,
+}
+
+fn summarize(pairs: &[Pair], size: usize) -> Summary {
+    let total = |f: fn(&Pair) -> f64| pairs.iter().map(f).sum::<f64>();
+    let mib = (size * pairs.len()) as f64 / MIB as f64;
+    let mut ratios: Vec<f64> = pairs.iter().map(|p| p.wall[1] / p.wall[0]).collect();
+    Summary {
+        real: mib / total(|p| p.wall[0]),
+        noop: mib / total(|p| p.wall[1]),
+        ratio: median(&mut ratios),
+        cpu_real: total(|p| p.cpu[0]) * 1e3 / mib,
+        cpu_noop: total(|p| p.cpu[1]) * 1e3 / mib,
+    }
 }
 
 fn main() {
@@ -549,17 +693,19 @@ fn main() {
     println!(
         "## S3 end to end (MiB/s; real cipher vs no-op cipher, interleaved object by object)\n"
     );
-    println!("In-process servers (one real, one no-op, both running), loopback HTTP, aws-sdk-s3 client; each object is PUT to both servers in turn (alternating which goes first), then GET (streamed, not buffered) from both — first from the page cache (\"GET\"), then again after the server's drive files were dropped from it with POSIX_FADV_DONTNEED (\"GET cold\": read from the device) — then DELETEd; bucket cipher set through the admin API. Ratio = median over objects of (no-op time / real time); throughputs from total times.\n");
+    println!("In-process servers (one real, one no-op, both running), loopback HTTP, aws-sdk-s3 client; each object is PUT to both servers in turn (alternating which goes first), then GET (streamed, not buffered) from both — first from the page cache (\"GET\"), again from the page cache through a presigned URL by a minimal HTTP reader (\"GET lean\": the client costs one socket read), then after the server's drive files were dropped from the page cache with POSIX_FADV_DONTNEED (\"GET cold\": read from the device) — then DELETEd; bucket cipher set through the admin API. Ratio = median over objects of (no-op time / real time); throughputs from total times. CPU ms/MiB: this process's CPU time (client and servers) per MiB moved; CPU ratio = no-op ÷ real CPU per MiB, the ratio a machine with every core busy would see; cores busy = the no-op's CPU time ÷ its wall time (2 = this machine saturated).\n");
     println!("| AEAD (single core, same run) | seal MiB/s | open MiB/s |");
     println!("|---|---:|---:|");
     for (s, (seal, open)) in &aead {
         println!("| {} | {seal:.0} | {open:.0} |", s.name());
     }
     println!();
-    println!("| op | drives | object | cipher | SSE | real | no-op | ratio | target | | serial bound | eff. serial | parallel bound | eff. parallel |");
-    println!("|---|---:|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|");
-    let ops = ["PUT", "GET", "GET cold"];
-    let mut misses = [0; 3];
+    println!("| op | drives | object | cipher | SSE | real | no-op | ratio | target | | serial bound | eff. serial | parallel bound | eff. parallel | CPU ms/MiB real | no-op | CPU ratio | cores busy (no-op) |");
+    println!(
+        "|---|---:|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let ops = ["PUT", "GET", "GET cold", "GET lean"];
+    let mut misses = [0; 4];
     let mut total = 0;
     for (k, op) in ops.iter().enumerate() {
         for c in &cells {
@@ -567,10 +713,11 @@ fn main() {
             let pairs = match k {
                 0 => &c.pairs.put,
                 1 => &c.pairs.get,
-                _ => &c.pairs.get_cold,
+                2 => &c.pairs.get_cold,
+                _ => &c.pairs.get_lean,
             };
-            let (real, noop, ratio) = summarize(pairs, c.size);
-            let ok = ratio >= target;
+            let m = summarize(pairs, c.size);
+            let ok = m.ratio >= target;
             if k == 0 {
                 total += 1;
             }
@@ -581,26 +728,34 @@ fn main() {
                 .map(|(_, r)| *r)
                 .expect("measured");
             let a = if k == 0 { seal } else { open };
-            let serial = 1.0 / (1.0 / noop + 1.0 / a);
-            let parallel = noop.min(a);
+            let serial = 1.0 / (1.0 / m.noop + 1.0 / a);
+            let parallel = m.noop.min(a);
             println!(
-                "| {op} | {} | {} MiB ×{} | {} | {} | {real:.0} | {noop:.0} | {ratio:.3} | {target:.2} | {} | {serial:.0} | {:.2} | {parallel:.0} | {:.2} |",
+                "| {op} | {} | {} MiB ×{} | {} | {} | {:.0} | {:.0} | {:.3} | {target:.2} | {} | {serial:.0} | {:.2} | {parallel:.0} | {:.2} | {:.2} | {:.2} | {:.3} | {:.2} |",
                 c.drives,
                 c.size / MIB,
                 pairs.len(),
                 c.suite.name(),
                 c.sse.name(),
+                m.real,
+                m.noop,
+                m.ratio,
                 if ok { "ok" } else { "MISS" },
-                real / serial,
-                real / parallel,
+                m.real / serial,
+                m.real / parallel,
+                m.cpu_real,
+                m.cpu_noop,
+                m.cpu_noop / m.cpu_real,
+                m.cpu_noop * m.noop / 1e3,
             );
         }
     }
     println!(
-        "\nBelow target, of {total} cells each: PUT {}, GET {}, GET cold {}; total run {:.0} s.",
+        "\nBelow target, of {total} cells each: PUT {}, GET {}, GET cold {}, GET lean {}; total run {:.0} s.",
         misses[0],
         misses[1],
         misses[2],
+        misses[3],
         started.elapsed().as_secs_f64()
     );
 }

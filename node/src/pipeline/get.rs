@@ -8,8 +8,10 @@
 //!
 //! [`PackageStream`] pipelines a run of packages: the reading stage (shard reads, CRCs,
 //! reconstruction) runs ahead of the opening by up to [`READ_AHEAD`] packages, each opened by a
-//! short blocking-pool task, so decryption overlaps with reading the following packages and
-//! with sending earlier ones. Only
+//! short task on the runtime's workers, so decryption overlaps with reading the following
+//! packages and with sending earlier ones. Opening is CPU work of 10-30 µs per package, not
+//! blocking I/O: as blocking-pool tasks the hand-offs (a thread woken per package) cost more
+//! CPU than the opens and made 64 MiB GETs ~20% slower (docs/benchmarks.md). Only
 //! packages whose tag verified are released, in order; an authentication failure sends that
 //! package back through the serial path, which tries the remaining shard combinations.
 
@@ -23,7 +25,6 @@ use coffer_s3api::backend::StoreError;
 use crate::drive::DataId;
 use crate::manifest::Segment;
 use crate::pipeline::cipher::PackageOpener;
-use crate::seams::stages;
 use crate::shards::{ShardReader, ShardStore};
 
 /// Sealed packages read ahead of the opening thread (16 × 64 KiB = 1 MiB per stream).
@@ -337,9 +338,8 @@ pub struct PackageStream<O: PackageOpener = StreamKey> {
     next_yield: u64,
     last: u64,
     /// In-flight opens, oldest first: the shard combination each package was read with, how
-    /// many more combinations it may try should its tag fail, and the blocking-pool task
-    /// opening it. Each task opens one package (~10-30 µs) and ends, so a slow client never
-    /// pins a thread of the blocking pool that shard I/O needs.
+    /// many more combinations it may try should its tag fail, and the task opening it. Each
+    /// task opens one package (~10-30 µs) and ends, so a slow client pins no thread.
     inflight: VecDeque<(Vec<usize>, usize, OpenTask)>,
 }
 
@@ -369,7 +369,7 @@ impl<O: PackageOpener> PackageStream<O> {
             };
             let opener = self.reader.key.clone();
             let at = self.next_read;
-            let task = stages::spawn_blocking(move || opener.open_package(at, is_final, &sealed));
+            let task = tokio::spawn(async move { opener.open_package(at, is_final, &sealed) });
             self.inflight.push_back((combo, budget, task));
             self.next_read += 1;
         }
