@@ -306,15 +306,26 @@ async fn put_one(c: &Client, bucket: &str, key: &str, sse: Sse, body: Bytes, ck:
     req.send().await.expect("PUT");
 }
 
+/// A GetObject request for the object, with the customer key when it is an SSE-C one.
+fn get_request(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    sse: Sse,
+    ck: &CustomerKey,
+) -> aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder {
+    let req = c.get_object().bucket(bucket).key(key);
+    if sse != Sse::C {
+        return req;
+    }
+    req.sse_customer_algorithm("AES256")
+        .sse_customer_key(&ck.b64)
+        .sse_customer_key_md5(&ck.md5)
+}
+
 /// GETs an object, streamed (not buffered); checks its length and its first bytes.
 async fn get_one(c: &Client, bucket: &str, key: &str, sse: Sse, body: &Bytes, ck: &CustomerKey) {
-    let mut req = c.get_object().bucket(bucket).key(key);
-    if sse == Sse::C {
-        req = req
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(&ck.b64)
-            .sse_customer_key_md5(&ck.md5);
-    }
+    let req = get_request(c, bucket, key, sse, ck);
     let mut out = req.send().await.expect("GET");
     let mut got = 0usize;
     while let Some(chunk) = out.body.next().await {
@@ -331,13 +342,7 @@ async fn get_one(c: &Client, bucket: &str, key: &str, sse: Sse, body: &Bytes, ck
 /// A presigned GET of the object: signed before the clock starts, so that what is timed is the
 /// server's work and a socket read.
 async fn presign_get(c: &Client, bucket: &str, key: &str, sse: Sse, ck: &CustomerKey) -> Lean {
-    let mut req = c.get_object().bucket(bucket).key(key);
-    if sse == Sse::C {
-        req = req
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(&ck.b64)
-            .sse_customer_key_md5(&ck.md5);
-    }
+    let req = get_request(c, bucket, key, sse, ck);
     let p = req
         .presigned(PresigningConfig::expires_in(Duration::from_secs(600)).expect("expiry"))
         .await
