@@ -26,7 +26,7 @@ pub use secret::{SecretKey, KEY_LEN};
 pub use ssec::{ssec_fingerprint, ssec_kek, ssec_verify, SSEC_FINGERPRINT_LABEL, SSEC_KEK_LABEL};
 pub use stream::{
     check_stream_version, derive_stream_key, derive_stream_key_for, derive_stream_key_v1, open,
-    open_package, package_count, plan_full, plan_range, seal, sealed_len, Decryptor, Encryptor,
-    RangePlan, StreamBinding, StreamKey, MAX_PACKAGES_V2, NONCE_PREFIX_LEN, PACKAGE_SIZE,
-    STREAM_FORMAT_V1, STREAM_FORMAT_VERSION, STREAM_KEY_LABEL, STREAM_KEY_LABEL_V1,
+    open_package, open_package_vec, package_count, plan_full, plan_range, seal, sealed_len,
+    Decryptor, Encryptor, RangePlan, StreamBinding, StreamKey, MAX_PACKAGES_V2, NONCE_PREFIX_LEN,
+    PACKAGE_SIZE, STREAM_FORMAT_V1, STREAM_FORMAT_VERSION, STREAM_KEY_LABEL, STREAM_KEY_LABEL_V1,
 };

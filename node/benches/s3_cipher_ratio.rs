@@ -9,7 +9,8 @@
 //! device: the case of a data set larger than memory, which is what an object store mostly
 //! serves).
 //!
-//! `cargo bench -p coffer-node --bench s3_cipher_ratio [-- --quick] [--rounds N] [--drives N]`
+//! `cargo bench -p coffer-node --bench s3_cipher_ratio [-- --quick] [--rounds N] [--drives N]
+//! [--size MIB] [--cipher aes|chacha]`
 //!
 //! Efficiency: the AEAD's own single-core throughput is measured in the same run; the serial
 //! bound is the no-op throughput with the AEAD added in series (1 / (1/no-op + 1/AEAD)), the
@@ -405,6 +406,16 @@ async fn get_lean(req: &Lean, body: &Bytes, buf: &mut [u8]) {
     assert_eq!(got, body.len(), "lean GET length");
 }
 
+/// `COFFER_BENCH_GET_REPEAT=N`: every object is read N times in the "GET" pass, so that a
+/// profile of the run is mostly GET (a profiling aid; the benchmark itself reads each once).
+fn get_repeat() -> usize {
+    std::env::var("COFFER_BENCH_GET_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// PUTs, then GETs, `count` objects of `size` bytes to the real and the no-op server in turn,
 /// object by object (real first on even objects, no-op first on odd ones), so that whatever
 /// else the machine is doing hits both variants alike; then GETs each again with the server's
@@ -433,8 +444,8 @@ async fn paired(
         }
         out.put.push(t);
     }
-    for i in 0..count {
-        let key = format!("o{size}-{i}");
+    for i in 0..count * get_repeat() {
+        let key = format!("o{size}-{}", i % count);
         let mut t = Pair::default();
         for v in order(i) {
             let sw = Stopwatch::start();
@@ -588,6 +599,19 @@ fn main() {
             .and_then(|v| v.parse::<usize>().ok())
     };
     let rounds = value_of("--rounds").unwrap_or(1).max(1);
+    // `--size MIB`: only objects of that many MiB; `--cipher aes|chacha`: only that cipher
+    // (for profiling one cell family; the full run is the benchmark).
+    let only_size = value_of("--size").map(|m| m * MIB);
+    let only_suite = args
+        .iter()
+        .position(|a| a == "--cipher")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.to_ascii_lowercase());
+    let wanted_suite = |s: CipherSuite| {
+        only_suite
+            .as_deref()
+            .is_none_or(|w| s.name().to_ascii_lowercase().starts_with(w))
+    };
     let drive_counts: Vec<usize> = match value_of("--drives") {
         Some(n) => vec![n],
         None => vec![1, 4],
@@ -648,7 +672,13 @@ fn main() {
             }
             for round in 0..rounds {
                 for &(size, count) in &sizes {
+                    if only_size.is_some_and(|m| m != size) {
+                        continue;
+                    }
                     for suite in CipherSuite::ALL {
+                        if !wanted_suite(suite) {
+                            continue;
+                        }
                         for sse in Sse::ALL {
                             let i = match cells.iter().position(|x| {
                                 x.drives == drives

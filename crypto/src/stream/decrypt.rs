@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use zeroize::Zeroize;
+
 use super::key::StreamKey;
 use super::{package_count, plan_full, plan_range, RangePlan, PKG, SEALED_PKG, TAG};
 use crate::cipher::Cipher;
@@ -162,14 +164,33 @@ pub fn open_package(
     is_final: bool,
     sealed: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
+    open_package_vec(key, index, is_final, sealed.to_vec())
+}
+
+/// Like [`open_package`], but opens `sealed` where it lies and returns it truncated to the
+/// plaintext: a caller that owns the sealed bytes saves a copy per package.
+pub fn open_package_vec(
+    key: &StreamKey,
+    index: u64,
+    is_final: bool,
+    mut sealed: Vec<u8>,
+) -> Result<Vec<u8>, CryptoError> {
     let nonce = key.nonce(index, is_final)?;
-    let mut buf = sealed.to_vec();
-    let plain_len = key
+    let opened = key
         .cipher()
-        .open_in_place(&nonce, key.aad(), &mut buf)?
-        .len();
-    buf.truncate(plain_len);
-    Ok(buf)
+        .open_in_place(&nonce, key.aad(), &mut sealed)
+        .map(|plain| plain.len());
+    match opened {
+        Ok(plain_len) => {
+            sealed.truncate(plain_len);
+            Ok(sealed)
+        }
+        Err(e) => {
+            // The buffer may hold plaintext that failed authentication: never hand it on.
+            sealed.zeroize();
+            Err(e)
+        }
+    }
 }
 
 /// Opens a whole sealed stream of `plain_len` plaintext bytes in one call.

@@ -11,7 +11,7 @@ mod encrypt;
 mod key;
 
 pub use binding::StreamBinding;
-pub use decrypt::{open, open_package, Decryptor};
+pub use decrypt::{open, open_package, open_package_vec, Decryptor};
 pub use encrypt::{seal, Encryptor};
 pub use key::{
     derive_stream_key, derive_stream_key_for, derive_stream_key_v1, StreamKey, NONCE_PREFIX_LEN,

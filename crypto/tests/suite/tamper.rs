@@ -1,8 +1,8 @@
 //! Every manipulation of a sealed stream is detected: an error, never wrong plaintext.
 
 use coffer_crypto::{
-    derive_stream_key, derive_stream_key_v1, open, open_package, plan_full, plan_range, seal,
-    CipherSuite, CryptoError, Decryptor, SecretKey, StreamBinding, StreamKey,
+    derive_stream_key, derive_stream_key_v1, open, open_package, open_package_vec, plan_full,
+    plan_range, seal, CipherSuite, CryptoError, Decryptor, SecretKey, StreamBinding, StreamKey,
 };
 
 use crate::support::*;
@@ -399,6 +399,23 @@ fn single_packages_open_with_index_and_flag() {
         );
         assert_eq!(
             open_package(&k, 0, false, &[0u8; 5]),
+            Err(CryptoError::Truncated)
+        );
+        // The owned-buffer form opens the same packages and refuses the same forgeries.
+        assert_eq!(
+            open_package_vec(&k, 1, false, sealed[SP..2 * SP].to_vec()).unwrap(),
+            &data[PKG..2 * PKG]
+        );
+        assert_eq!(
+            open_package_vec(&k, 3, true, sealed[3 * SP..].to_vec()).unwrap(),
+            &data[3 * PKG..]
+        );
+        assert_eq!(
+            open_package_vec(&k, 2, false, sealed[SP..2 * SP].to_vec()),
+            Err(CryptoError::Authentication)
+        );
+        assert_eq!(
+            open_package_vec(&k, 0, false, vec![0u8; 5]),
             Err(CryptoError::Truncated)
         );
     }

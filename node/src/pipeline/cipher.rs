@@ -43,12 +43,13 @@ impl StreamSealer for Box<dyn StreamSealer> {
 
 /// Opens one sealed package of a stream.
 pub trait PackageOpener: Send + Sync + 'static {
-    /// The plaintext of package `index` (`is_final` for the stream's last package).
+    /// The plaintext of package `index` (`is_final` for the stream's last package), opened in
+    /// the buffer that held it: the reader owns each sealed package, so no copy is needed.
     fn open_package(
         &self,
         index: u64,
         is_final: bool,
-        sealed: &[u8],
+        sealed: Vec<u8>,
     ) -> Result<Vec<u8>, CryptoError>;
 }
 
@@ -58,7 +59,7 @@ impl PackageOpener for Box<dyn PackageOpener> {
         &self,
         index: u64,
         is_final: bool,
-        sealed: &[u8],
+        sealed: Vec<u8>,
     ) -> Result<Vec<u8>, CryptoError> {
         (**self).open_package(index, is_final, sealed)
     }
@@ -113,8 +114,8 @@ impl PackageOpener for StreamKey {
         &self,
         index: u64,
         is_final: bool,
-        sealed: &[u8],
+        sealed: Vec<u8>,
     ) -> Result<Vec<u8>, CryptoError> {
-        coffer_crypto::open_package(self, index, is_final, sealed)
+        coffer_crypto::open_package_vec(self, index, is_final, sealed)
     }
 }

@@ -9,7 +9,10 @@
 //! [`PackageStream`] pipelines a run of packages: the reading stage (shard reads, CRCs,
 //! reconstruction) runs ahead of the opening by up to [`READ_AHEAD`] packages, each opened by a
 //! short task on the runtime's workers, so decryption overlaps with reading the following
-//! packages and with sending earlier ones. Opening is CPU work of 10-30 µs per package, not
+//! packages and with sending earlier ones. The reading stage itself fetches the next erasure
+//! block in a task of its own ([`block::Prefetch`]) while it cuts the current block's packages,
+//! and cuts them straight from the shards' read buffers: the stage that every package passes
+//! through one at a time does nothing but one copy per package. Opening is CPU work of 10-30 µs per package, not
 //! blocking I/O: as blocking-pool tasks the hand-offs (a thread woken per package) cost more
 //! CPU than the opens and made 64 MiB GETs ~20% slower (docs/benchmarks.md). Only
 //! packages whose tag verified are released, in order; an authentication failure sends that
@@ -24,6 +27,7 @@ use coffer_s3api::backend::StoreError;
 
 use crate::drive::DataId;
 use crate::manifest::Segment;
+use crate::pipeline::block::{self, Block, BlockSpan, Fault, Prefetch};
 use crate::pipeline::cipher::PackageOpener;
 use crate::shards::{ShardReader, ShardStore};
 
@@ -47,11 +51,17 @@ pub struct SegmentReader<O: PackageOpener = StreamKey> {
     seg: Segment,
     id: DataId,
     cfg: ErasureConfig,
-    codec: Codec,
+    codec: Arc<Codec>,
     key: Arc<O>,
     drives: Vec<Arc<dyn ShardStore>>,
     sources: Vec<SourceState>,
-    cache: Option<(u64, Vec<usize>, Vec<u8>)>,
+    /// The block last read: (index, shard combination, bytes).
+    cache: Option<(u64, Vec<usize>, Block)>,
+    /// The next block, being read by a task of its own while packages of `cache` are handed
+    /// out (only for a run of packages, up to `prefetch_to`).
+    ahead: Option<Prefetch>,
+    /// The last block a run of packages needs; None when reading single packages.
+    prefetch_to: Option<u64>,
     /// (shard, block) pairs whose block failed its checksum: no combination for a package
     /// covering that block uses the shard again.
     bad_blocks: Vec<(usize, u64)>,
@@ -76,6 +86,7 @@ impl<O: PackageOpener> SegmentReader<O> {
             block_size: seg.block_size,
         };
         let codec = Codec::new(cfg).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let codec = Arc::new(codec);
         let width = seg.data + seg.parity;
         if seg.drives.len() != width || stores.len() != width {
             return Err(StoreError::Internal(
@@ -94,6 +105,8 @@ impl<O: PackageOpener> SegmentReader<O> {
             key: Arc::new(key),
             drives: picked,
             cache: None,
+            ahead: None,
+            prefetch_to: None,
             on_degraded: None,
         })
     }
@@ -148,7 +161,7 @@ impl<O: PackageOpener> SegmentReader<O> {
         while let Some((sealed, used, is_final)) =
             self.sealed_package(index, after.as_deref(), budget).await?
         {
-            match self.key.open_package(index, is_final, &sealed) {
+            match self.key.open_package(index, is_final, sealed) {
                 Ok(p) => return Ok(p),
                 Err(_) => self.auth_failed(index, &used),
             }
@@ -212,7 +225,10 @@ impl<O: PackageOpener> SegmentReader<O> {
     }
 
     /// Packages `first..=last`, in order, with reading pipelined ahead of opening.
-    pub fn packages(self, first: u64, last: u64) -> PackageStream<O> {
+    pub fn packages(mut self, first: u64, last: u64) -> PackageStream<O> {
+        if let Ok((start, len, _)) = self.package_span(last) {
+            self.prefetch_to = Some((start + len - 1) / self.cfg.block_size as u64);
+        }
         PackageStream {
             reader: self,
             next_read: first,
@@ -242,61 +258,93 @@ impl<O: PackageOpener> SegmentReader<O> {
             let block_start = b * bs;
             let from = start.max(block_start) - block_start;
             let to = (start + len).min(block_start + block.len() as u64) - block_start;
-            out.extend_from_slice(&block[from as usize..to as usize]);
+            block.copy_to(from as usize, to as usize, &mut out);
         }
         Ok(Some(out))
     }
 
-    /// Makes block `b`, rebuilt from the shards in `combo`, the cached block; false if a shard
-    /// of the combination is unavailable or corrupt.
+    /// Makes block `b`, read from the shards in `combo`, the cached block; false if a shard
+    /// of the combination is unavailable or corrupt. Then starts reading the next block if a
+    /// run of packages will need it.
     async fn load_block(&mut self, b: u64, combo: &[usize]) -> Result<bool, StoreError> {
         if let Some((cb, cc, _)) = &self.cache {
             if *cb == b && cc == combo {
                 return Ok(true);
             }
         }
-        let sealed_len = self.seg.sealed_len;
-        let block_len =
-            (sealed_len - b * self.cfg.block_size as u64).min(self.cfg.block_size as u64);
-        let offset = coffer_erasure::block_offset_in_file(&self.cfg, sealed_len, b);
-        let framed_len = coffer_erasure::framed_block_len(&self.cfg, sealed_len, b);
-        let mut reads = Vec::with_capacity(combo.len());
-        for &shard in combo {
-            let Some(src) = self.source(shard).await else {
-                return Ok(false);
-            };
-            reads.push(async move { src.read_at(offset, framed_len).await });
+        let fetched = match self.ahead.take() {
+            Some(p) if p.block == b && p.combo == combo => p.finish().await,
+            _ => None,
+        };
+        let fetched = match fetched {
+            Some(f) => f,
+            None => {
+                let mut sources = Vec::with_capacity(combo.len());
+                for &shard in combo {
+                    let Some(src) = self.source(shard).await else {
+                        return Ok(false);
+                    };
+                    sources.push((shard, src));
+                }
+                block::fetch(self.codec.clone(), sources, self.span_of(b)).await
+            }
+        };
+        match fetched {
+            Ok(block) => {
+                self.cache = Some((b, combo.to_vec(), block));
+                self.prefetch(b + 1, combo);
+                Ok(true)
+            }
+            Err(Fault::Read(shard, e)) => {
+                tracing::warn!(data_id = %self.seg.data_id, shard, error = %e, "shard read failed");
+                self.unreachable |= crate::shards::liveness::is_transient(&e);
+                self.sources[shard] = SourceState::Missing;
+                self.degraded();
+                Ok(false)
+            }
+            Err(Fault::BadBlock(shard)) => {
+                tracing::warn!(data_id = %self.seg.data_id, shard, block = b, "shard block failed its checksum");
+                self.bad_blocks.push((shard, b));
+                self.degraded();
+                Ok(false)
+            }
+            Err(Fault::Rebuild) => Err(StoreError::DataCorrupt),
         }
-        // All k reads are in flight at once (each a stage of its own, or an RPC).
-        let reads = futures::future::join_all(reads).await;
-        let mut shards: Vec<Option<Vec<u8>>> = vec![None; self.cfg.data + self.cfg.parity];
-        for (&shard, read) in combo.iter().zip(reads) {
-            let framed = match read {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(data_id = %self.seg.data_id, shard, error = %e, "shard read failed");
-                    self.unreachable |= crate::shards::liveness::is_transient(&e);
-                    self.sources[shard] = SourceState::Missing;
-                    self.degraded();
-                    return Ok(false);
-                }
-            };
-            match coffer_erasure::unframe_block(&framed) {
-                Ok(data) => shards[shard] = Some(data.to_vec()),
-                Err(_) => {
-                    tracing::warn!(data_id = %self.seg.data_id, shard, block = b, "shard block failed its checksum");
-                    self.bad_blocks.push((shard, b));
-                    self.degraded();
-                    return Ok(false);
-                }
+    }
+
+    /// Where block `b` lies in the shard files.
+    fn span_of(&self, b: u64) -> BlockSpan {
+        let sealed_len = self.seg.sealed_len;
+        let bs = self.cfg.block_size as u64;
+        BlockSpan {
+            offset: coffer_erasure::block_offset_in_file(&self.cfg, sealed_len, b),
+            framed_len: coffer_erasure::framed_block_len(&self.cfg, sealed_len, b),
+            len: (sealed_len - b * bs).min(bs) as usize,
+        }
+    }
+
+    /// Starts reading block `b` from `combo` in the background, if a run of packages needs it
+    /// and every shard of the combination is open (a shard is opened, and its failure
+    /// recorded, only on the reader's own path).
+    fn prefetch(&mut self, b: u64, combo: &[usize]) {
+        if self.prefetch_to.is_none_or(|last| b > last) {
+            return;
+        }
+        let mut sources = Vec::with_capacity(combo.len());
+        for &shard in combo {
+            match &self.sources[shard] {
+                SourceState::Open(src) => sources.push((shard, src.clone())),
+                _ => return,
             }
         }
-        let block = self
-            .codec
-            .reconstruct_data(&mut shards, block_len as usize)
-            .map_err(|_| StoreError::DataCorrupt)?;
-        self.cache = Some((b, combo.to_vec(), block));
-        Ok(true)
+        let span = self.span_of(b);
+        self.ahead = Some(Prefetch::start(
+            b,
+            combo.to_vec(),
+            self.codec.clone(),
+            sources,
+            span,
+        ));
     }
 
     async fn source(&mut self, shard: usize) -> Option<Arc<dyn ShardReader>> {
@@ -369,7 +417,7 @@ impl<O: PackageOpener> PackageStream<O> {
             };
             let opener = self.reader.key.clone();
             let at = self.next_read;
-            let task = tokio::spawn(async move { opener.open_package(at, is_final, &sealed) });
+            let task = tokio::spawn(async move { opener.open_package(at, is_final, sealed) });
             self.inflight.push_back((combo, budget, task));
             self.next_read += 1;
         }

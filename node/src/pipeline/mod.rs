@@ -1,5 +1,6 @@
 //! The data path: plaintext → encryption → erasure → drives, and back (house plan §3).
 
+mod block;
 pub mod cipher;
 pub mod etag;
 pub mod get;

@@ -327,3 +327,45 @@ async fn any_parity_many_lost_shards_still_read() {
     }
     assert_eq!(read_all(&written.segment, &all, &oek).await.unwrap(), data);
 }
+
+/// A block read ahead by the prefetch task that fails its checksum is judged like one read in
+/// line: that shard is set aside for that block only and the parity fills in, for every block
+/// of a multi-block segment (first, middle, last) and both data shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_blocks_met_by_the_prefetch_read_from_parity() {
+    let cfg = ErasureConfig {
+        data: 2,
+        parity: 1,
+        block_size: MIB,
+    };
+    let oek = SecretKey::from_bytes([6; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let all = drives(dir.path(), 3);
+    let data = body(3 * MIB + 777);
+    let written = write(&all, cfg, &oek, &data, 100_000).await;
+    let files: Vec<_> = (0..3).map(|i| shard_file(dir.path(), i)).collect();
+    let pristine: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    for shard in 0..2 {
+        let len = pristine[shard].len();
+        // Near the end of the file (last block) and in the middle (second or third block).
+        for at in [len - 10, len / 2] {
+            let mut bytes = pristine[shard].clone();
+            bytes[at] ^= 0x40;
+            std::fs::write(&files[shard], &bytes).unwrap();
+            let got = read_all(&written.segment, &all, &oek).await.unwrap();
+            assert!(got == data, "shard {shard} flipped at {at}");
+        }
+        std::fs::write(&files[shard], &pristine[shard]).unwrap();
+    }
+    // Two data shards corrupt in the same block are more than one parity shard can cover.
+    for (shard, bytes) in pristine.iter().enumerate().take(2) {
+        let mut bytes = bytes.clone();
+        let at = bytes.len() - 10;
+        bytes[at] ^= 0x40;
+        std::fs::write(&files[shard], &bytes).unwrap();
+    }
+    assert!(matches!(
+        read_all(&written.segment, &all, &oek).await,
+        Err(StoreError::DataCorrupt)
+    ));
+}
