@@ -1,5 +1,6 @@
-//! PUT/GET throughput of one node through the real binary and the Rust S3 SDK, and peak RSS
-//! during a 1 GiB PUT. Run: `cargo bench -p coffer-node --bench s3_throughput`
+//! PUT/GET throughput of one node through the real binary and the Rust S3 SDK, peak RSS during
+//! a 1 GiB PUT, and the server's memory per concurrent GET stream (readers that drain and
+//! readers that stall). Run: `cargo bench -p coffer-node --bench s3_throughput`
 //! (uses `COFFER_BIN` if set, else the release binary built by cargo for this bench).
 
 use std::net::TcpListener;
@@ -81,16 +82,71 @@ fn client(port: u16) -> Client {
     Client::from_conf(conf)
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A `/proc/PID/status` field in KiB (`VmHWM` peak, `VmRSS` now).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Concurrent GET streams of `key`, each reading `read` bytes and then, when `stall` is set,
+/// holding its response open unread for a second (the server's buffers fill, then it must
+/// stop reading shards). Returns the server's highest RSS above `base_kib`, in KiB, sampled
+/// every 20 ms while the streams are open.
+async fn concurrent_gets(
+    c: &Client,
+    pid: u32,
+    key: &str,
+    streams: usize,
+    read: usize,
+    stall: bool,
+) -> u64 {
+    let base_kib = status_kib(pid, "VmRSS:");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..streams {
+        let (c, key, done) = (c.clone(), key.to_string(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = c
+                .get_object()
+                .bucket("bench")
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            let mut got = 0;
+            while got < read {
+                match out.body.next().await {
+                    Some(chunk) => got += chunk.unwrap().len(),
+                    None => break,
+                }
+            }
+            if stall {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut peak = 0;
+    while done.load(std::sync::atomic::Ordering::SeqCst) < streams && Instant::now() < deadline {
+        peak = peak.max(status_kib(pid, "VmRSS:").saturating_sub(base_kib));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    peak
 }
 
 async fn put_get(c: &Client, size: usize, count: usize) -> (f64, f64) {
@@ -158,6 +214,17 @@ async fn main() {
                 before / 1024,
                 after / 1024
             );
+            let pid = server.child.id();
+            for (streams, read, stall) in [(32, 64 << 20, false), (32, 8 << 20, true)] {
+                let extra = concurrent_gets(&c, pid, "big", streams, read, stall).await;
+                println!(
+                    "{streams} concurrent GETs of the 1 GiB object, each {} {} MiB: server RSS +{} MiB at most ({:.1} MiB per stream)",
+                    if stall { "reads then stalls after" } else { "drains" },
+                    read >> 20,
+                    extra / 1024,
+                    extra as f64 / 1024.0 / streams as f64
+                );
+            }
         }
     }
 }

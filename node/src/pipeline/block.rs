@@ -108,7 +108,7 @@ pub(crate) async fn fetch(
     Ok(Block {
         bufs: vec![whole],
         skip: 0,
-        stride: span.len.max(1),
+        stride: span.len,
         len: span.len,
     })
 }

@@ -12,11 +12,12 @@
 //! packages and with sending earlier ones. The reading stage itself fetches the next erasure
 //! block in a task of its own ([`block::Prefetch`]) while it cuts the current block's packages,
 //! and cuts them straight from the shards' read buffers: the stage that every package passes
-//! through one at a time does nothing but one copy per package. Opening is CPU work of 10-30 µs per package, not
-//! blocking I/O: as blocking-pool tasks the hand-offs (a thread woken per package) cost more
-//! CPU than the opens and made 64 MiB GETs ~20% slower (docs/benchmarks.md). Only
-//! packages whose tag verified are released, in order; an authentication failure sends that
-//! package back through the serial path, which tries the remaining shard combinations.
+//! through one at a time does nothing but one copy per package. Opening is CPU work of
+//! 10-30 µs per package, not blocking I/O: as blocking-pool tasks the hand-offs (a thread woken
+//! per package) cost more CPU than the opens and made 64 MiB GETs ~20% slower
+//! (docs/benchmarks.md). Only packages whose tag verified are released, in order; an
+//! authentication failure sends that package back through the serial path, which tries the
+//! remaining shard combinations.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

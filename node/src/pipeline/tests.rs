@@ -257,25 +257,59 @@ fn shard_file(dir: &std::path::Path, i: usize) -> std::path::PathBuf {
     found.pop().unwrap()
 }
 
-async fn read_all(
-    segment: &crate::manifest::Segment,
-    all: &[Arc<Drive>],
-    oek: &SecretKey,
-) -> Result<Vec<u8>, StoreError> {
-    let key =
-        coffer_crypto::derive_stream_key(oek, CipherSuite::ChaCha20Poly1305, &[9; 32], &binding());
-    let reader = SegmentReader::new(
-        segment.clone(),
-        key,
-        &crate::shards::local_stores(segment, all).unwrap(),
-    )?;
-    let last = reader.package_count() - 1;
-    let mut stream = reader.packages(0, last);
-    let mut back = Vec::new();
-    while let Some(p) = stream.next().await? {
-        back.extend_from_slice(&p);
+/// One segment written with `cfg` over fresh drives, with its shard files at hand, for the
+/// tests that take shards away or corrupt them.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    all: Vec<Arc<Drive>>,
+    oek: SecretKey,
+    data: Vec<u8>,
+    written: super::WrittenSegment,
+    files: Vec<std::path::PathBuf>,
+}
+
+impl Fixture {
+    async fn new(cfg: ErasureConfig, len: usize) -> Fixture {
+        let oek = SecretKey::from_bytes([5; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let all = drives(dir.path(), cfg.width());
+        let data = body(len);
+        let written = write(&all, cfg, &oek, &data, 100_000).await;
+        let files = (0..cfg.width())
+            .map(|i| shard_file(dir.path(), i))
+            .collect();
+        Fixture {
+            _dir: dir,
+            all,
+            oek,
+            data,
+            written,
+            files,
+        }
     }
-    Ok(back)
+
+    /// The whole segment read back through a `SegmentReader`, as a GET reads it.
+    async fn read(&self) -> Result<Vec<u8>, StoreError> {
+        let (segment, all, oek) = (&self.written.segment, &self.all, &self.oek);
+        let key = coffer_crypto::derive_stream_key(
+            oek,
+            CipherSuite::ChaCha20Poly1305,
+            &[9; 32],
+            &binding(),
+        );
+        let reader = SegmentReader::new(
+            segment.clone(),
+            key,
+            &crate::shards::local_stores(segment, all).unwrap(),
+        )?;
+        let last = reader.package_count() - 1;
+        let mut stream = reader.packages(0, last);
+        let mut back = Vec::new();
+        while let Some(p) = stream.next().await? {
+            back.extend_from_slice(&p);
+        }
+        Ok(back)
+    }
 }
 
 /// With 4+4, every set of up to four lost shards reads back byte for byte, also when the data
@@ -288,12 +322,8 @@ async fn any_parity_many_lost_shards_still_read() {
         parity: 4,
         block_size: MIB,
     };
-    let oek = SecretKey::from_bytes([5; 32]);
-    let dir = tempfile::tempdir().unwrap();
-    let all = drives(dir.path(), 8);
-    let data = body(2 * MIB + 4321);
-    let written = write(&all, cfg, &oek, &data, 100_000).await;
-    let files: Vec<_> = (0..8).map(|i| shard_file(dir.path(), i)).collect();
+    let fx = Fixture::new(cfg, 2 * MIB + 4321).await;
+    let (files, data) = (&fx.files, &fx.data);
     let mut sets = 0;
     for mask in 0u32..256 {
         let lost: Vec<usize> = (0..8).filter(|i| mask & (1 << i) != 0).collect();
@@ -303,9 +333,9 @@ async fn any_parity_many_lost_shards_still_read() {
         for &i in &lost {
             std::fs::rename(&files[i], files[i].with_extension("gone")).unwrap();
         }
-        let got = read_all(&written.segment, &all, &oek).await;
+        let got = fx.read().await;
         if lost.len() <= 4 {
-            assert_eq!(got.unwrap(), data, "lost {lost:?}");
+            assert_eq!(&got.unwrap(), data, "lost {lost:?}");
             sets += 1;
         } else {
             assert!(matches!(got, Err(StoreError::DataCorrupt)), "lost {lost:?}");
@@ -325,7 +355,7 @@ async fn any_parity_many_lost_shards_still_read() {
     for i in [1, 2, 4] {
         std::fs::rename(&files[i], files[i].with_extension("gone")).unwrap();
     }
-    assert_eq!(read_all(&written.segment, &all, &oek).await.unwrap(), data);
+    assert_eq!(&fx.read().await.unwrap(), data);
 }
 
 /// A block read ahead by the prefetch task that fails its checksum is judged like one read in
@@ -338,12 +368,8 @@ async fn corrupt_blocks_met_by_the_prefetch_read_from_parity() {
         parity: 1,
         block_size: MIB,
     };
-    let oek = SecretKey::from_bytes([6; 32]);
-    let dir = tempfile::tempdir().unwrap();
-    let all = drives(dir.path(), 3);
-    let data = body(3 * MIB + 777);
-    let written = write(&all, cfg, &oek, &data, 100_000).await;
-    let files: Vec<_> = (0..3).map(|i| shard_file(dir.path(), i)).collect();
+    let fx = Fixture::new(cfg, 3 * MIB + 777).await;
+    let files = &fx.files;
     let pristine: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     for shard in 0..2 {
         let len = pristine[shard].len();
@@ -352,8 +378,8 @@ async fn corrupt_blocks_met_by_the_prefetch_read_from_parity() {
             let mut bytes = pristine[shard].clone();
             bytes[at] ^= 0x40;
             std::fs::write(&files[shard], &bytes).unwrap();
-            let got = read_all(&written.segment, &all, &oek).await.unwrap();
-            assert!(got == data, "shard {shard} flipped at {at}");
+            let got = fx.read().await.unwrap();
+            assert!(got == fx.data, "shard {shard} flipped at {at}");
         }
         std::fs::write(&files[shard], &pristine[shard]).unwrap();
     }
@@ -364,8 +390,5 @@ async fn corrupt_blocks_met_by_the_prefetch_read_from_parity() {
         bytes[at] ^= 0x40;
         std::fs::write(&files[shard], &bytes).unwrap();
     }
-    assert!(matches!(
-        read_all(&written.segment, &all, &oek).await,
-        Err(StoreError::DataCorrupt)
-    ));
+    assert!(matches!(fx.read().await, Err(StoreError::DataCorrupt)));
 }
