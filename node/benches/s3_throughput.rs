@@ -101,8 +101,9 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 /// Concurrent GET streams of `key`, each reading `read` bytes and then, when `stall` is set,
 /// holding its response open unread for a second (the server's buffers fill, then it must
-/// stop reading shards). Returns the server's highest RSS above `base_kib`, in KiB, sampled
-/// every 20 ms while the streams are open.
+/// stop reading shards). Returns the server's highest RSS above what it was before, in KiB,
+/// sampled every 20 ms while the streams are open, and the slowest stream's time from request
+/// to first body byte.
 async fn concurrent_gets(
     c: &Client,
     pid: u32,
@@ -110,13 +111,14 @@ async fn concurrent_gets(
     streams: usize,
     read: usize,
     stall: bool,
-) -> u64 {
+) -> (u64, Duration) {
     let base_kib = status_kib(pid, "VmRSS:");
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..streams {
         let (c, key, done) = (c.clone(), key.to_string(), done.clone());
         tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
             let mut out = c
                 .get_object()
                 .bucket("bench")
@@ -125,16 +127,19 @@ async fn concurrent_gets(
                 .await
                 .unwrap();
             let mut got = 0;
+            let mut first = None;
             while got < read {
                 match out.body.next().await {
                     Some(chunk) => got += chunk.unwrap().len(),
                     None => break,
                 }
+                first.get_or_insert_with(|| t.elapsed());
             }
             if stall {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            first.unwrap_or_default()
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -143,10 +148,11 @@ async fn concurrent_gets(
         peak = peak.max(status_kib(pid, "VmRSS:").saturating_sub(base_kib));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let mut slowest_first = Duration::ZERO;
     for t in tasks {
-        t.await.unwrap();
+        slowest_first = slowest_first.max(t.await.unwrap());
     }
-    peak
+    (peak, slowest_first)
 }
 
 async fn put_get(c: &Client, size: usize, count: usize) -> (f64, f64) {
@@ -215,14 +221,23 @@ async fn main() {
                 after / 1024
             );
             let pid = server.child.id();
+            let t = Instant::now();
+            let (extra, first) = concurrent_gets(&c, pid, "big", 1, 1 << 30, false).await;
+            println!(
+                "1 GiB GET: {:.0} MiB/s, first body byte after {:.1} ms; server RSS +{} MiB at most",
+                1024.0 / t.elapsed().as_secs_f64(),
+                first.as_secs_f64() * 1e3,
+                extra / 1024
+            );
             for (streams, read, stall) in [(32, 64 << 20, false), (32, 8 << 20, true)] {
-                let extra = concurrent_gets(&c, pid, "big", streams, read, stall).await;
+                let (extra, first) = concurrent_gets(&c, pid, "big", streams, read, stall).await;
                 println!(
-                    "{streams} concurrent GETs of the 1 GiB object, each {} {} MiB: server RSS +{} MiB at most ({:.1} MiB per stream)",
+                    "{streams} concurrent GETs of the 1 GiB object, each {} {} MiB: server RSS +{} MiB at most ({:.1} MiB per stream); slowest first byte {:.1} ms",
                     if stall { "reads then stalls after" } else { "drains" },
                     read >> 20,
                     extra / 1024,
-                    extra as f64 / 1024.0 / streams as f64
+                    extra as f64 / 1024.0 / streams as f64,
+                    first.as_secs_f64() * 1e3
                 );
             }
         }
