@@ -274,6 +274,37 @@ async fn a_single_node_rebuilds_lost_shards_by_itself() {
         assert!(Instant::now() < until, "not rebuilt: {lost:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The admin API tells the operator: the node alone reports its healer like a cluster's
+    // leader does, and membership changes are refused as not available alone.
+    let heal = loop {
+        let r = server.admin("GET", "/api/v1/cluster", b"").await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let status: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(status["alone"], true, "{status}");
+        assert_eq!(
+            status["drives"].as_array().map(Vec::len),
+            Some(4),
+            "{status}"
+        );
+        let heal = status["heal"].clone();
+        if heal["shards_healed"].as_u64() >= Some(lost.len() as u64)
+            && heal["degraded_objects"].as_u64() == Some(0)
+            && heal["objects_checked"].as_u64() >= Some(1)
+        {
+            break heal;
+        }
+        assert!(Instant::now() < until, "heal figures: {heal}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(heal["heal_failures"], 0, "{heal}");
+    let r = server
+        .admin(
+            "POST",
+            "/api/v1/cluster/nodes",
+            br#"{"id":2,"addr":"127.0.0.1:1"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 501, "{}", String::from_utf8_lossy(&r.body));
     // The rebuilt shards are right: with two other drives' shards gone, they and drive 4's
     // are all that is left (k = 2).
     for files in &shards[1..3] {

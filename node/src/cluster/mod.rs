@@ -357,16 +357,6 @@ pub fn status_json(
             })
         })
         .collect();
-    let drives: Vec<serde_json::Value> = local_drives
-        .iter()
-        .map(|d| {
-            json!({
-                "index": d.index(),
-                "path": d.root().display().to_string(),
-                "healthy": d.root().join("shards").is_dir(),
-            })
-        })
-        .collect();
     let erasure = shards.erasure().map(|c| format!("{}+{}", c.data, c.parity));
     json!({
         "node_id": st.node_id,
@@ -378,8 +368,22 @@ pub fn status_json(
         "layout_nodes": layout.len(),
         "total_drives": layout.iter().map(|n| n.drives).sum::<usize>(),
         "erasure": erasure,
-        "drives": drives,
+        "drives": drives_json(local_drives),
     })
+}
+
+/// This node's drives as the admin API's status shows them.
+pub fn drives_json(local_drives: &[std::sync::Arc<crate::drive::Drive>]) -> serde_json::Value {
+    local_drives
+        .iter()
+        .map(|d| {
+            json!({
+                "index": d.index(),
+                "path": d.root().display().to_string(),
+                "healthy": d.root().join("shards").is_dir(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
