@@ -204,6 +204,38 @@ def test_unversioned_bucket_versioning_calls(s3, bucket):
     assert versions[0]["VersionId"] == "null" and versions[0]["IsLatest"] is True
 
 
+def test_unconfigured_bucket_settings_read_as_absent(s3, bucket):
+    # What Terraform's aws_s3_bucket reads on every refresh: S3's answers for a bucket that
+    # never had these settings, not 501s.
+    absent = {
+        "get_bucket_tagging": "NoSuchTagSet",
+        "get_bucket_policy": "NoSuchBucketPolicy",
+        "get_bucket_cors": "NoSuchCORSConfiguration",
+        "get_bucket_website": "NoSuchWebsiteConfiguration",
+        "get_bucket_lifecycle_configuration": "NoSuchLifecycleConfiguration",
+        "get_bucket_replication": "ReplicationConfigurationNotFoundError",
+        "get_object_lock_configuration": "ObjectLockConfigurationNotFoundError",
+    }
+    for call, code in absent.items():
+        with pytest.raises(ClientError) as e:
+            getattr(s3, call)(Bucket=bucket)
+        assert (error_code(e.value), status(e.value)) == (code, 404), call
+        with pytest.raises(ClientError) as e:
+            getattr(s3, call)(Bucket=bucket + "-missing")
+        assert (error_code(e.value), status(e.value)) == ("NoSuchBucket", 404), call
+    acl = s3.get_bucket_acl(Bucket=bucket)
+    assert acl["Owner"]["ID"] == "coffer"
+    assert [(g["Grantee"]["Type"], g["Grantee"]["ID"], g["Permission"]) for g in acl["Grants"]] == [
+        ("CanonicalUser", "coffer", "FULL_CONTROL")
+    ]
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=bucket)
+    assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket=bucket)
+    assert s3.get_bucket_request_payment(Bucket=bucket)["Payer"] == "BucketOwner"
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_acl(Bucket=bucket + "-missing")
+    assert error_code(e.value) == "NoSuchBucket"
+
+
 def test_bucket_encryption_roundtrip(s3, bucket):
     s3.put_bucket_encryption(
         Bucket=bucket,

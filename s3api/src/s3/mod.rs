@@ -1,6 +1,7 @@
 //! `CofferS3`: the `s3s::S3` implementation that turns S3 operations into [`Backend`] calls.
 
 mod bucket;
+mod bucket_config;
 mod encryption;
 mod list;
 mod multipart;
@@ -179,6 +180,17 @@ ops! {
     delete_bucket(DeleteBucketInput) -> DeleteBucketOutput => bucket;
     get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput => bucket;
     get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput => bucket;
+    get_bucket_tagging(GetBucketTaggingInput) -> GetBucketTaggingOutput => bucket_config;
+    get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput => bucket_config;
+    get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput => bucket_config;
+    get_bucket_website(GetBucketWebsiteInput) -> GetBucketWebsiteOutput => bucket_config;
+    get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput => bucket_config;
+    get_bucket_replication(GetBucketReplicationInput) -> GetBucketReplicationOutput => bucket_config;
+    get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput => bucket_config;
+    get_bucket_logging(GetBucketLoggingInput) -> GetBucketLoggingOutput => bucket_config;
+    get_bucket_accelerate_configuration(GetBucketAccelerateConfigurationInput) -> GetBucketAccelerateConfigurationOutput => bucket_config;
+    get_bucket_request_payment(GetBucketRequestPaymentInput) -> GetBucketRequestPaymentOutput => bucket_config;
+    get_bucket_acl(GetBucketAclInput) -> GetBucketAclOutput => bucket_config;
     get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput => encryption;
     put_bucket_encryption(PutBucketEncryptionInput) -> PutBucketEncryptionOutput => encryption;
     delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput => encryption;
